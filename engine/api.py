@@ -1,0 +1,219 @@
+"""The engine's facade: ``Reconstructor.from_bundle(path, device=...)(image) -> list[FaceReconstruction]``.
+
+One photo goes through: load (orientation, colour, size guard) → detect faces (or use given boxes)
+→ crop each roi to the network input → network → read the output map at the layout's pixels and
+landmarks → back to the image frame → a second pass whose crop comes from the first pass's
+landmarks (the training crops were cut that way, so the second pass sees the framing it was trained
+on) → mesh, colours, visibility, pose, frontal vertices, UV texture.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .bundle import ModelBundle, default_bundle_path, load_bundle
+from .crop import CropTransform, crop_image, roi_from_landmarks
+from .detect import FaceDetector, get_detector, roi_from_detection
+from .image_io import load_image
+from .mesh import mesh_uv, vertex_colors
+from .pose import estimate_pose, frontalize
+from .position_map import map_from_vertices
+from .readout import Readout
+from .texture import extract_texture
+from .types import BoundingBox, FaceReconstruction
+from .visibility import ZBuffer, landmark_visibility, vertex_visibility
+
+DEFAULT_TEXTURE_SIZE = 1024
+MIN_FACE_PX = 16  # a roi smaller than this (photo px) holds too little face to reconstruct
+
+
+def pick_device(device: str | None) -> torch.device:
+    """ "auto" → cuda, else mps, else cpu; an explicit name is checked for availability."""
+    name = (device or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA GPU (is this a CPU build of torch?)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' requested but Metal is not available here")
+    return torch.device(name)
+
+
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 where the hardware runs it fast (CPU with AMX, CUDA), else full precision."""
+    if device.type == "cpu":
+        is_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return torch.bfloat16 if (is_amx is not None and is_amx()) else None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimes:
+    """Milliseconds spent per stage of the last call (for ``python -m engine bench``)."""
+
+    decode: float = 0.0
+    detect: float = 0.0
+    crop: float = 0.0
+    network: float = 0.0
+    geometry: float = 0.0
+    texture: float = 0.0
+
+
+class Reconstructor:
+    """Callable: photo → faces. Keeps the network loaded; reuse one instance for many photos."""
+
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        *,
+        device: str | None = "cpu",
+        detector: FaceDetector | None = None,
+        refine: bool = True,
+    ) -> None:
+        self.bundle = bundle
+        self.device = pick_device(device)
+        self.model = bundle.build_model(self.device)
+        self.layout = bundle.layout
+        self.readout = Readout.build(self.layout, bundle.input_size)
+        self.uv = mesh_uv(self.layout)
+        self.detector = detector if detector is not None else get_detector("opencv")
+        self.refine = refine
+        self.amp_dtype = _autocast_dtype(self.device)
+        self.last_times = StageTimes()
+
+    @classmethod
+    def from_bundle(cls, path: str | Path | None = None, *, device: str | None = "cpu", **options) -> Reconstructor:
+        """Load a bundle (default: the shipped model) and build the reconstructor."""
+        return cls(load_bundle(path if path is not None else default_bundle_path()), device=device, **options)
+
+    # -- network ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_maps(self, crops: np.ndarray) -> np.ndarray:
+        """(B, S, S, 3) uint8 RGB crops → (B, S, S, 3) float32 position maps in crop px."""
+        x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(
+            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        ):
+            y = self.model(x)
+        return y.float().permute(0, 2, 3, 1).cpu().numpy()
+
+    def run_network(self, image: np.ndarray, rois: list[BoundingBox]) -> tuple[np.ndarray, list[CropTransform]]:
+        """One pass: crop every roi of the RGB ``image`` and predict (F, S, S, 3) maps (crop px)."""
+        s = self.bundle.input_size
+        crops, transforms = zip(*(crop_image(image, roi, s) for roi in rois))
+        return self.predict_maps(np.stack(crops)), list(transforms)
+
+    def predict(
+        self, image: np.ndarray, rois: list[BoundingBox]
+    ) -> tuple[np.ndarray, list[CropTransform], list[BoundingBox]]:
+        """Network passes for crop rois, with the landmark refinement pass when enabled.
+
+        Returns the final maps (F, S, S, 3) in crop px, their crop transforms and final rois.
+        """
+        maps, transforms = self.run_network(image, rois)
+        if self.refine:
+            kps = [t.to_image(self.readout.keypoints(m)) for m, t in zip(maps, transforms)]
+            rois = [roi_from_landmarks(k[:, :2]) for k in kps]
+            maps, transforms = self.run_network(image, rois)
+        return maps, transforms, rois
+
+    # -- full reconstruction ----------------------------------------------------------------------
+    def __call__(
+        self,
+        image: str | Path | np.ndarray,
+        *,
+        boxes: list[BoundingBox] | None = None,
+        all_faces: bool = True,
+        texture_size: int = DEFAULT_TEXTURE_SIZE,
+        symmetric_fill: bool = False,
+    ) -> list[FaceReconstruction]:
+        """Reconstruct the faces in ``image`` (path or array). ``boxes`` (face boxes, image px) skip
+        detection; ``all_faces=False`` keeps the largest face only. No face → ``[]``."""
+        t0 = time.perf_counter()
+        rgb = load_image(image)
+        t1 = time.perf_counter()
+        if boxes is None:
+            faces = self.detector(rgb)
+            rois = [roi_from_detection(b) for b in faces]
+        else:
+            rois = [roi_from_detection(b, "frontal") for b in boxes]
+        rois = [r for r in rois if max(r.width, r.height) >= MIN_FACE_PX]
+        if not all_faces:
+            rois = rois[:1]
+        t2 = time.perf_counter()
+        if not rois:
+            self.last_times = StageTimes(decode=(t1 - t0) * 1e3, detect=(t2 - t1) * 1e3)
+            return []
+        maps, transforms, rois = self.predict(rgb, rois)
+        t3 = time.perf_counter()
+        faces_out, t_tex = [], 0.0
+        for roi, m, t in zip(rois, maps, transforms):
+            recon, dt = self._finish(rgb, roi, m, t, texture_size=texture_size, symmetric_fill=symmetric_fill)
+            faces_out.append(recon)
+            t_tex += dt
+        t4 = time.perf_counter()
+        self.last_times = StageTimes(
+            decode=(t1 - t0) * 1e3,
+            detect=(t2 - t1) * 1e3,
+            crop=0.0,
+            network=(t3 - t2) * 1e3,
+            geometry=(t4 - t3 - t_tex) * 1e3,
+            texture=t_tex * 1e3,
+        )
+        return faces_out
+
+    def _finish(
+        self,
+        rgb: np.ndarray,
+        roi: BoundingBox,
+        out_map: np.ndarray,
+        transform: CropTransform,
+        *,
+        texture_size: int,
+        symmetric_fill: bool,
+    ) -> tuple[FaceReconstruction, float]:
+        vertices = transform.to_image(self.readout.vertices(out_map)).astype(np.float32)
+        landmarks = transform.to_image(self.readout.keypoints(out_map)).astype(np.float32)
+        z0 = vertices[:, 2].min()
+        vertices[:, 2] -= z0
+        landmarks[:, 2] -= z0
+        tris = self.layout.triangles
+        zbuf = ZBuffer.from_mesh(vertices, tris)
+        visible = vertex_visibility(vertices, tris, zbuffer=zbuf)
+        pose = estimate_pose(vertices, self.layout)
+        position_map = map_from_vertices(vertices, self.layout)
+        t = time.perf_counter()
+        texture, tex_mask = extract_texture(
+            rgb, position_map, self.layout, size=texture_size, symmetric_fill=symmetric_fill, visibility=visible
+        )
+        dt = time.perf_counter() - t
+        recon = FaceReconstruction(
+            box=roi,
+            image_size=(int(rgb.shape[0]), int(rgb.shape[1])),
+            layout_id=self.layout.layout_id,
+            position_map=position_map,
+            vertices=vertices,
+            triangles=tris,
+            uv=self.uv,
+            vertex_colors=vertex_colors(rgb, vertices),
+            vertex_visibility=visible,
+            landmarks_3d=landmarks,
+            landmark_visibility=landmark_visibility(landmarks, vertices, tris, zbuffer=zbuf),
+            pose=pose,
+            frontal_vertices=frontalize(vertices, pose).astype(np.float32),
+            texture=texture,
+            texture_mask=tex_mask,
+        )
+        return recon, dt

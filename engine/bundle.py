@@ -1,0 +1,184 @@
+"""Model bundles: weights + UV layout + metadata, verified before anything is executed.
+
+A bundle is a folder::
+
+    bundle.json                 metadata (format, network, output parameterisation, layout, provenance)
+    weights-<sha256[:12]>.pt    a plain state dict (tensors only; fp16 allowed, cast up on load)
+    layout.npz                  the UV layout (engine.layout), the mesh the model's maps are read into
+
+Loading = read JSON → check the sha256 of the weights and layout files against the JSON →
+``torch.load(weights_only=True)`` (no pickled code can run) → strict ``load_state_dict`` into the
+network the metadata describes. Any mismatch raises a named error (``WeightsMismatchError``,
+``NoWeightsError``, ``BundleFormatError``) and nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import BundleFormatError, NoWeightsError, WeightsMismatchError
+from .layout import UVLayout, load_layout
+from .model import OUTPUT_KINDS, PositionMapNet
+
+FORMAT = "prnet_blender.bundle/1"
+META_FILE = "bundle.json"
+LAYOUT_FILE = "layout.npz"
+DEFAULT_BUNDLE_DIR = "default"  # weights/default inside the repo, engine/_weights/default when vendored
+KEEP_FP32 = ("mean_map",)  # fp16 spacing is 0.125 px at 128–256 px: keep absolute positions in fp32
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ModelBundle:
+    path: Path
+    name: str
+    input_size: int  # S: the network's input and output side, px
+    width: float  # ResFCN channel multiplier
+    output_kind: str  # see engine.model
+    output_scale: float
+    layout: UVLayout
+    weights_file: Path
+    weights_sha256: str
+    metadata: dict[str, Any] = field(default_factory=dict)  # provenance, metrics, licence
+
+    @property
+    def bundle_id(self) -> str:
+        """Name plus weights hash prefix: identifies exactly which model produced a result."""
+        return f"{self.name}@{self.weights_sha256[:12]}"
+
+    def build_model(self, device: str | torch.device = "cpu") -> PositionMapNet:
+        """Network with the verified weights, in eval mode, channels_last, on ``device``."""
+        model = PositionMapNet(
+            input_size=self.input_size, width=self.width, output_kind=self.output_kind, output_scale=self.output_scale
+        )
+        state = _load_state(self.weights_file)
+        try:
+            model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        except RuntimeError as exc:
+            raise WeightsMismatchError(
+                f"weights {self.weights_file} do not fit the network in {self.path}: {exc}"
+            ) from exc
+        return model.eval().to(device=device, memory_format=torch.channels_last)
+
+
+def _load_state(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        raise WeightsMismatchError(f"weights file {path} is corrupt or not a state dict: {exc}") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsMismatchError(f"weights file {path} does not hold a plain state dict of tensors")
+    return state
+
+
+def _check_hash(path: Path, expected: str, what: str) -> None:
+    if not path.is_file():
+        raise NoWeightsError(f"{what} file missing: {path}")
+    got = sha256_file(path)
+    if got != expected:
+        raise WeightsMismatchError(
+            f"{what} file {path} fails its sha256 check (expected {expected[:12]}…, got {got[:12]}…)"
+        )
+
+
+def load_bundle(path: str | Path) -> ModelBundle:
+    """Read and verify a bundle folder (or its bundle.json)."""
+    path = Path(path)
+    if path.name == META_FILE:
+        path = path.parent
+    meta_path = path / META_FILE
+    if not meta_path.is_file():
+        raise NoWeightsError(f"no model bundle at {path} ({META_FILE} missing)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT:
+            raise BundleFormatError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+        net, out, files = meta["network"], meta["output"], meta["files"]
+        if out["kind"] not in OUTPUT_KINDS:
+            raise BundleFormatError(f"{meta_path}: unknown output kind {out['kind']!r}")
+        weights_file = path / files["weights"]["name"]
+        layout_file = path / files["layout"]["name"]
+        weights_sha, layout_sha = files["weights"]["sha256"], files["layout"]["sha256"]
+        input_size, width = int(net["input_size"]), float(net["width"])
+        output_scale = float(out["scale"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, BundleFormatError):
+            raise
+        raise BundleFormatError(f"{meta_path} is not valid bundle metadata: {exc!r}") from exc
+    _check_hash(weights_file, weights_sha, "weights")
+    _check_hash(layout_file, layout_sha, "layout")
+    return ModelBundle(
+        path=path,
+        name=str(meta.get("name", path.name)),
+        input_size=input_size,
+        width=width,
+        output_kind=out["kind"],
+        output_scale=output_scale,
+        layout=load_layout(layout_file),
+        weights_file=weights_file,
+        weights_sha256=weights_sha,
+        metadata=meta,
+    )
+
+
+def save_bundle(
+    path: str | Path,
+    *,
+    name: str,
+    model: PositionMapNet,
+    layout: UVLayout,
+    metadata: dict[str, Any],
+    half: bool = True,
+) -> ModelBundle:
+    """Write a bundle folder from a network and its layout; weights stored fp16 when ``half``."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: (v.half() if half and v.is_floating_point() and k not in KEEP_FP32 else v).detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+    }
+    tmp = path / "weights.tmp"
+    torch.save(state, tmp)
+    digest = sha256_file(tmp)
+    weights_name = f"weights-{digest[:12]}.pt"
+    for old in path.glob("weights-*.pt"):
+        old.unlink()
+    tmp.replace(path / weights_name)
+    layout.save(path / LAYOUT_FILE)
+    meta = {
+        **metadata,
+        "format": FORMAT,
+        "name": name,
+        "network": {"arch": "ResFCN", "input_size": model.input_size, "width": model.net.width},
+        "output": {"kind": model.output_kind, "scale": model.output_scale},
+        "layout_id": layout.layout_id,
+        "files": {
+            "weights": {"name": weights_name, "sha256": digest},
+            "layout": {"name": LAYOUT_FILE, "sha256": sha256_file(path / LAYOUT_FILE)},
+        },
+    }
+    (path / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return load_bundle(path)
+
+
+def default_bundle_path() -> Path:
+    """The bundle every user gets: ``engine/_weights/default`` when vendored (Blender zip), else the
+    repo's ``weights/default``."""
+    vendored = resources.files("engine") / "_weights" / DEFAULT_BUNDLE_DIR
+    if vendored.is_dir():
+        return Path(str(vendored))
+    return Path(__file__).resolve().parent.parent / "weights" / DEFAULT_BUNDLE_DIR

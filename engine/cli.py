@@ -1,0 +1,190 @@
+"""Command line: ``python -m engine {reconstruct, bench, evaluate, import-prnet}``.
+
+Only parsing and delegation live here; ``main(argv) -> int`` is testable without a subprocess.
+Errors from the library become one line on stderr per bad input, and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import EngineError
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
+
+
+def _progress(i: int, n: int, text: str) -> None:
+    width = 24
+    filled = int(width * i / max(n, 1))
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {i}/{n} {text[:60]:<60}")
+    if i == n:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _read_boxes(path: Path) -> dict[str, list]:
+    from .types import BoundingBox
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"boxes file {path} is not readable JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"boxes file {path} must map photo file names to lists of [left, top, right, bottom]")
+    out = {}
+    for name, boxes in raw.items():
+        try:
+            out[name] = [BoundingBox(*map(float, b)) for b in boxes]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"boxes file {path}: bad boxes for {name!r}: {exc}") from exc
+    return out
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from .api import Reconstructor
+    from .export import check_writable, export_face
+
+    try:
+        boxes = _read_boxes(args.boxes) if args.boxes else {}
+        check_writable(args.output)
+        rec = Reconstructor.from_bundle(args.bundle, device=args.device)
+    except (EngineError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    failures = 0
+    formats = ("obj", "landmarks", "pose") + tuple(args.extra_formats or ())
+    for i, photo in enumerate(args.photos, start=1):
+        t0 = time.perf_counter()
+        try:
+            faces = rec(
+                photo,
+                boxes=boxes.get(Path(photo).name),
+                all_faces=args.all_faces,
+                texture_size=args.texture_size,
+                symmetric_fill=args.symmetric_fill,
+            )
+            stem = Path(photo).stem
+            for k, face in enumerate(faces, start=1):
+                export_face(face, args.output, stem if len(faces) == 1 else f"{stem}_{k}", formats=formats)
+            msg = f"{Path(photo).name}: {len(faces)} face(s), {time.perf_counter() - t0:.2f} s"
+            if not faces:
+                msg = f"{Path(photo).name}: no face found"
+        except (EngineError, ValueError) as exc:
+            failures += 1
+            _progress(i, len(args.photos), Path(photo).name)
+            sys.stderr.write("\n" if i < len(args.photos) else "")
+            print(f"error: {photo}: {exc}", file=sys.stderr)
+            continue
+        _progress(i, len(args.photos), msg)
+        if not faces:
+            sys.stderr.write("\n" if i < len(args.photos) else "")
+            print(f"{photo}: no face found (nothing written)", file=sys.stderr)
+    return EXIT_BAD_INPUT if failures else EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    try:
+        run_bench(bundle=args.bundle, devices=args.device, repeats=args.repeats, texture_size=args.texture_size)
+    except (EngineError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .training.benchmark import run_evaluation
+
+    try:
+        run_evaluation(
+            args.folder, bundle=args.bundle, json_out=args.json, use_detector=args.detector, device=args.device
+        )
+    except (EngineError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def cmd_import_prnet(args: argparse.Namespace) -> int:
+    from .prnet_import import import_prnet
+
+    try:
+        bundle = import_prnet(args.checkpoint, args.uv_data, args.output, name=args.name, half=args.half)
+    except (EngineError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(
+        f"wrote {bundle.path} ({bundle.bundle_id}, layout {bundle.layout.layout_id}, "
+        f"{bundle.layout.n_vertices} vertices)"
+    )
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m engine", description="PRNet-style 3D face reconstruction")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("reconstruct", help="photos → textured OBJ, landmarks, pose")
+    r.add_argument("photos", nargs="+", help="photo files (jpg, png, …)")
+    r.add_argument("-o", "--output", type=Path, required=True, help="output folder (created if missing)")
+    r.add_argument("--bundle", type=Path, default=None, help="model bundle folder (default: the shipped model)")
+    r.add_argument("--texture-size", type=int, default=1024, help="UV texture side, 256–4096 (default 1024)")
+    r.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default cpu)")
+    r.add_argument(
+        "--boxes",
+        type=Path,
+        default=None,
+        help='JSON {"photo.jpg": [[left, top, right, bottom], ...]} used instead of detection',
+    )
+    r.add_argument("--all-faces", action="store_true", help="every face found (default: the largest)")
+    r.add_argument("--symmetric-fill", action="store_true", help="fill the hidden side of the texture by symmetry")
+    r.add_argument("--extra-formats", nargs="*", choices=("ply", "npz"), help="also write these formats")
+    r.set_defaults(func=cmd_reconstruct)
+
+    b = sub.add_parser("bench", help="per-stage latency on the sample photo")
+    b.add_argument("--bundle", type=Path, default=None)
+    b.add_argument("--device", nargs="*", default=None, help="devices to time (default: every available one)")
+    b.add_argument("--repeats", type=int, default=20)
+    b.add_argument("--texture-size", type=int, default=1024)
+    b.set_defaults(func=cmd_bench)
+
+    e = sub.add_parser("evaluate", help="AFLW2000-3D style NME on a folder like aflw2000_dev")
+    e.add_argument("folder", type=Path)
+    e.add_argument("--bundle", type=Path, default=None)
+    e.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
+    e.add_argument("--detector", action="store_true", help="crop with our detector + refinement, not the roi boxes")
+    e.add_argument("--device", default="cpu")
+    e.set_defaults(func=cmd_evaluate)
+
+    i = sub.add_parser("import-prnet", help="official PRNet TF checkpoint → model bundle")
+    i.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="checkpoint prefix, e.g. Data/net-data/256_256_resfcn256_weight "
+        "(the folder holds PREFIX.index and PREFIX.data-00000-of-00001)",
+    )
+    i.add_argument(
+        "--uv-data",
+        type=Path,
+        required=True,
+        help="PRNet's Data/uv-data folder (uv_kpt_ind.txt, face_ind.txt, canonical_vertices.npy, uv_weight_mask.png)",
+    )
+    i.add_argument("-o", "--output", type=Path, required=True, help="bundle folder to write")
+    i.add_argument("--name", default="prnet-official", help="bundle name (default: %(default)s)")
+    i.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    i.set_defaults(func=cmd_import_prnet)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "texture_size", 1024) and not 256 <= args.texture_size <= 4096:
+        print(f"error: --texture-size must be within 256..4096, got {args.texture_size}", file=sys.stderr)
+        return EXIT_USAGE
+    return int(args.func(args))

@@ -1,0 +1,39 @@
+"""One exception hierarchy for the engine.
+
+Library code raises these; only the CLI and the Blender operator turn them into messages.
+Each error's message names the file or value that caused it.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class InvalidImageError(EngineError, ValueError):
+    """The input could not be read as a photo (missing, empty, not an image, truncated, too large)."""
+
+
+class NoWeightsError(EngineError, FileNotFoundError):
+    """A model bundle or one of its files is missing."""
+
+
+class WeightsMismatchError(EngineError, ValueError):
+    """A bundle's weights fail their sha256 check or do not fit the network they claim to be."""
+
+
+class BundleFormatError(EngineError, ValueError):
+    """A bundle's metadata is unreadable or names an unsupported format."""
+
+
+class LayoutError(EngineError, ValueError):
+    """A UV layout file is missing arrays or has inconsistent shapes."""
+
+
+class OutputError(EngineError, OSError):
+    """Results could not be written (folder not writable, disk full)."""
+
+
+class CheckpointError(EngineError, ValueError):
+    """A TensorFlow checkpoint is missing, corrupt, or uses a feature our reader does not support."""

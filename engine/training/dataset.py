@@ -1,0 +1,128 @@
+"""Training batches: augmented crops and their position-map labels, rasterised on the fly.
+
+A label is a linear function of the 3DMM parameters: every output pixel lies in one BFM triangle at
+fixed barycentric weights, so its position is ``sR @ (M_pix @ [1, α]) + t`` with a per-pixel basis
+``M_pix`` (P, 3, 51) precomputed once. Rasterising a batch is one BLAS product (≈2 ms), so labels
+need no disk cache beyond the parameters, and augmentation is exact: the same similarity warps the
+crop and the label's x, y (z scales with it).
+
+Augmentation (PRNet §3.3 plus flips): in-plane rotation ±45°, scale 0.9–1.2, translation ±10 % of
+the crop, colour ×0.6–1.4 per channel, synthetic occluders, horizontal flip through the layout's
+mirror symmetry (the layout is left/right symmetric, so flipping the map's columns is the mirror map).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..layout import UVLayout
+from ..readout import output_mask, output_weights
+from .bfm import BFMBasis, BFMTopology
+from .layout_builder import uv_pixels
+from .teacher import TEACHER_INPUT, split_params
+from .uv_raster import rasterize_uv
+
+ROTATION_DEG = 45.0
+SCALE_RANGE = (0.9, 1.2)
+SHIFT_FRACTION = 0.10
+COLOUR_RANGE = (0.6, 1.4)
+OCCLUDER_PROB = 0.4  # chance of one synthetic occluder per crop
+OCCLUDER_SIZE = (0.1, 0.4)  # occluder side as a fraction of the crop
+FLIP_PROB = 0.5
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LabelBasis:
+    size: int
+    pixels: np.ndarray  # (P,) flat pixel ids at the output size, covered and inside output_mask
+    basis: np.ndarray  # (P·3, 51) float32: [mean | W_shp | W_exp] interpolated at each pixel
+    weights: np.ndarray  # (s, s) float32 loss weights, 0 where there is no label
+
+
+def build_label_basis(topology: BFMTopology, basis: BFMBasis, layout: UVLayout, out_size: int) -> LabelBasis:
+    raster = rasterize_uv(uv_pixels(topology, out_size), topology.face_triangles, out_size)
+    weights = output_weights(layout, out_size)
+    keep = output_mask(layout, out_size).ravel()[raster.pixels]
+    pix, vid, bary = raster.pixels[keep], raster.vertex_ids[keep], raster.bary[keep]
+    full = np.concatenate([basis.mean[:, None], basis.w_shp, basis.w_exp], axis=1).reshape(-1, 3, 51)
+    m = np.einsum("pk,pkcn->pcn", bary, full[vid]).astype(np.float32)  # (P, 3, 51)
+    covered = np.zeros(out_size * out_size, bool)
+    covered[pix] = True
+    w = weights * covered.reshape(out_size, out_size)
+    w = np.minimum(w, w[:, ::-1])  # symmetric, so that a flipped label is defined wherever it is weighted
+    return LabelBasis(size=out_size, pixels=pix, basis=m.reshape(-1, 51), weights=w.astype(np.float32))
+
+
+def label_vertices(lb: LabelBasis, params: np.ndarray) -> np.ndarray:
+    """(B, 62) → (B, P, 3) float32 positions of the labelled pixels in the 120-crop frame (y down)."""
+    s_r, t, a_shp, a_exp = split_params(params)
+    coeffs = np.concatenate([np.ones((len(params), 1)), a_shp, a_exp], axis=1).astype(np.float32)
+    shape = (lb.basis @ coeffs.T).T.reshape(len(params), -1, 3)  # (B, P, 3) BFM crop frame, y up
+    v = np.einsum("bij,bpj->bpi", s_r.astype(np.float32), shape) + t[:, None, :].astype(np.float32)
+    v[..., 0] -= 1.0
+    v[..., 1] = TEACHER_INPUT - v[..., 1]
+    v[..., 2] -= 1.0
+    return v
+
+
+def random_similarity(rng: np.random.Generator, out_size: int, *, augment: bool) -> tuple[np.ndarray, float]:
+    """(2, 3) affine 120-crop px → output px and its scale factor."""
+    base = out_size / TEACHER_INPUT
+    if not augment:
+        # pixel-centre-exact resize: x' = (x + ½)·base − ½
+        return np.array([[base, 0, 0.5 * base - 0.5], [0, base, 0.5 * base - 0.5]]), base
+    theta = np.deg2rad(rng.uniform(-ROTATION_DEG, ROTATION_DEG))
+    k = base * rng.uniform(*SCALE_RANGE)
+    shift = rng.uniform(-SHIFT_FRACTION, SHIFT_FRACTION, 2) * out_size
+    c, s = np.cos(theta) * k, np.sin(theta) * k
+    a = np.array([[c, -s], [s, c]])
+    centre_in = np.full(2, (TEACHER_INPUT - 1) / 2)
+    centre_out = np.full(2, (out_size - 1) / 2) + shift
+    return np.concatenate([a, (centre_out - a @ centre_in)[:, None]], axis=1), k
+
+
+def add_occluder(img: np.ndarray, rng: np.random.Generator) -> None:
+    s = img.shape[0]
+    w, h = (rng.uniform(*OCCLUDER_SIZE, 2) * s).astype(int)
+    cx, cy = rng.integers(0, s, 2)
+    colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+    if rng.random() < 0.5:
+        cv2.rectangle(img, (int(cx - w // 2), int(cy - h // 2)), (int(cx + w // 2), int(cy + h // 2)), colour, -1)
+    else:
+        cv2.ellipse(
+            img, (int(cx), int(cy)), (max(w // 2, 1), max(h // 2, 1)), float(rng.uniform(0, 180)), 0, 360, colour, -1
+        )
+
+
+def make_batch(
+    crops_rgb: np.ndarray, params: np.ndarray, lb: LabelBasis, rng: np.random.Generator, *, augment: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """→ images (B, s, s, 3) uint8 RGB, targets (B, s, s, 3) float32 output px (z min 0; 0 off-label)."""
+    s = lb.size
+    verts = label_vertices(lb, params)
+    images = np.empty((len(params), s, s, 3), np.uint8)
+    targets = np.zeros((len(params), s * s, 3), np.float32)
+    for i in range(len(params)):
+        m, k = random_similarity(rng, s, augment=augment)
+        img = cv2.warpAffine(crops_rgb[i], m, (s, s), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+        v = verts[i]
+        xy = v[:, :2] @ m[:, :2].T.astype(np.float32) + m[:, 2].astype(np.float32)
+        z = v[:, 2] * k
+        pos = np.concatenate([xy, z[:, None]], axis=1)
+        if augment:
+            img = np.clip(img * rng.uniform(*COLOUR_RANGE, 3), 0, 255).astype(np.uint8)
+            if rng.random() < OCCLUDER_PROB:
+                add_occluder(img, rng)
+        pos[:, 2] -= pos[:, 2].min()
+        target = targets[i]
+        target[lb.pixels] = pos
+        if augment and rng.random() < FLIP_PROB:
+            img = np.ascontiguousarray(img[:, ::-1])
+            t = target.reshape(s, s, 3)[:, ::-1].copy()
+            t[..., 0] = np.where(lb.weights > 0, (s - 1) - t[..., 0], 0.0)
+            targets[i] = t.reshape(-1, 3)
+        images[i] = img
+    return images, targets.reshape(-1, s, s, 3)

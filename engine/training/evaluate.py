@@ -1,0 +1,67 @@
+"""AFLW2000-3D style evaluation of a position-map network on roi crops (used by training and the CLI).
+
+A dev folder is laid out like ``../shared/data/aflw2000_dev``: ``list.txt`` (image names),
+``pts68.npy`` (N, 3, 68) ground truth, ``roi_box.npy`` (N, 4) crop boxes, ``yaw.npy`` (N,) |yaw|.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..crop import CropTransform, crop_image
+from ..layout import UVLayout
+from ..readout import Readout
+from ..types import BoundingBox
+from .metrics import binned, nme_per_image
+
+EVAL_BATCH = 32
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DevSet:
+    names: list[str]
+    crops: np.ndarray  # (N, S, S, 3) uint8 RGB
+    transforms: list[CropTransform]
+    gt: np.ndarray  # (N, 68, 3) image px
+    yaw: np.ndarray  # (N,) |yaw| degrees
+
+    @classmethod
+    def load(cls, folder: str | Path, size: int) -> DevSet:
+        folder = Path(folder)
+        names = (folder / "list.txt").read_text().split()
+        rois = np.load(folder / "roi_box.npy")
+        crops, transforms = [], []
+        for name, r in zip(names, rois):
+            bgr = cv2.imread(str(folder / name))
+            crop, t = crop_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), BoundingBox(*map(float, r)), size)
+            crops.append(crop)
+            transforms.append(t)
+        gt = np.load(folder / "pts68.npy").transpose(0, 2, 1).astype(np.float64)
+        return cls(names, np.stack(crops), transforms, gt, np.abs(np.load(folder / "yaw.npy")))
+
+
+@torch.no_grad()
+def predict_maps(model: torch.nn.Module, crops: np.ndarray) -> np.ndarray:
+    """(N, S, S, 3) uint8 RGB → (N, S, S, 3) float32 position maps in crop px."""
+    out = []
+    for i in range(0, len(crops), EVAL_BATCH):
+        x = torch.from_numpy(crops[i : i + EVAL_BATCH]).permute(0, 3, 1, 2).float().div_(255.0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = model(x.contiguous(memory_format=torch.channels_last))
+        out.append(y.float().permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
+
+
+def evaluate_model(model: torch.nn.Module, dev: DevSet, layout: UVLayout) -> dict[str, dict[str, float]]:
+    maps = predict_maps(model, dev.crops)
+    readout = Readout.build(layout, maps.shape[1])
+    pred = np.stack([t.to_image(readout.keypoints(m)) for m, t in zip(maps, dev.transforms)])
+    return {
+        "nme_2d": binned(nme_per_image(pred, dev.gt, dims=2), dev.yaw),
+        "nme_3d": binned(nme_per_image(pred, dev.gt, dims=3), dev.yaw),
+    }

@@ -1,0 +1,73 @@
+"""Generate training labels for aflw_train: teacher fit → refined toward the 21 human points.
+
+One command (``python -m engine.training.labels``) writes into the cache folder (outside git):
+
+* ``crops_bgr.npy``   (N, 120, 120, 3) uint8, the decoded training crops (BGR, as OpenCV reads)
+* ``params_teacher.npy`` (N, 62) float32, the teacher's de-normalised parameters
+* ``params_refined.npy`` (N, 62) float32, after :func:`engine.training.refine.refine_params`
+
+Position maps are not stored: the dataset rasterises them on the fly from the parameters, a fixed
+sparse linear map (see engine.training.uv_raster), so regenerating labels takes minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
+from .refine import refine_params
+from .teacher import TEACHER_INPUT, Teacher
+
+TEACHER_BATCH = 256
+REFINE_BATCH = 1024
+
+
+def human_points_crop(pts21: np.ndarray, roi: np.ndarray) -> np.ndarray:
+    """(N, 2, 21) original-image px (negative = missing) → (N, 21, 2) 120-crop px, NaN = missing."""
+    p = np.transpose(pts21, (0, 2, 1)).astype(np.float64)
+    missing = (p < 0).any(axis=2)
+    scale = TEACHER_INPUT / (roi[:, 2] - roi[:, 0])
+    out = (p - roi[:, None, :2]) * scale[:, None, None]
+    out[missing] = np.nan
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=shared_data_dir() / "aflw_train")
+    ap.add_argument("--teacher", type=Path, default=shared_data_dir() / "teacher")
+    ap.add_argument("--cache", type=Path, default=default_cache_dir() / "labels")
+    args = ap.parse_args(argv)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    names = (args.data / "list.txt").read_text().split()
+    t0 = time.time()
+    crops = np.stack([cv2.imread(str(args.data / "crops" / n)) for n in names])
+    np.save(args.cache / "crops_bgr.npy", crops)
+    print(f"decoded {len(names)} crops in {time.time() - t0:.0f} s", flush=True)
+    teacher = Teacher(args.teacher)
+    params = np.concatenate([teacher(crops[i : i + TEACHER_BATCH]) for i in range(0, len(crops), TEACHER_BATCH)])
+    np.save(args.cache / "params_teacher.npy", params)
+    print(f"teacher done at {time.time() - t0:.0f} s", flush=True)
+    basis, topo = load_basis(), load_topology(args.teacher)
+    with open(args.teacher / "param_mean_std_62d_120x120.pkl", "rb") as f:
+        std = pickle.load(f)["std"]
+    pts = human_points_crop(np.load(args.data / "pts21.npy"), np.load(args.data / "roi_box.npy"))
+    refined = np.concatenate(
+        [
+            refine_params(params[i : i + REFINE_BATCH], pts[i : i + REFINE_BATCH], basis, topo.keypoints, std)
+            for i in range(0, len(params), REFINE_BATCH)
+        ]
+    )
+    np.save(args.cache / "params_refined.npy", refined)
+    print(f"refined labels written to {args.cache} at {time.time() - t0:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""AFLW2000-3D metrics as PRNet and 3DDFA report them.
+
+Per image, NME = mean over the 68 points of ‖p̂ − p‖₂ divided by √(w·h) of the ground-truth 68-point
+box (x, y extent). "2D" uses x, y; "3D" adds z after moving both point sets to zero mean z. Images are
+binned by |yaw| into [0, 30], (30, 60], (60, 90] degrees; the balanced NME is the mean of the three
+bin means. Everything is in percent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+YAW_BINS = (("0-30", 0.0, 30.0), ("30-60", 30.0, 60.0), ("60-90", 60.0, 90.0))
+
+
+def nme_per_image(pred: np.ndarray, gt: np.ndarray, *, dims: int = 2) -> np.ndarray:
+    """pred, gt: (N, 68, 3) image px → (N,) NME in percent."""
+    pred = np.asarray(pred, np.float64)
+    gt = np.asarray(gt, np.float64)
+    if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[2] < dims:
+        raise ValueError(f"pred and gt must both be (N, K, {dims}+), got {pred.shape} and {gt.shape}")
+    size = np.sqrt(np.prod(gt[:, :, :2].max(axis=1) - gt[:, :, :2].min(axis=1), axis=1))
+    p, g = pred[:, :, :dims].copy(), gt[:, :, :dims].copy()
+    if dims == 3:
+        p[:, :, 2] -= p[:, :, 2].mean(axis=1, keepdims=True)
+        g[:, :, 2] -= g[:, :, 2].mean(axis=1, keepdims=True)
+    return np.linalg.norm(p - g, axis=2).mean(axis=1) / size * 100.0
+
+
+def binned(nme: np.ndarray, yaw_abs_deg: np.ndarray) -> dict[str, float]:
+    """Bin means, their balanced mean and the plain mean (percent)."""
+    nme = np.asarray(nme, np.float64)
+    yaw = np.abs(np.asarray(yaw_abs_deg, np.float64))
+    out = {}
+    for name, lo, hi in YAW_BINS:
+        sel = (yaw >= lo) & (yaw <= hi) if lo == 0 else (yaw > lo) & (yaw <= hi)
+        out[name] = float(nme[sel].mean()) if sel.any() else float("nan")
+    out["balanced"] = float(np.mean([out[name] for name, *_ in YAW_BINS]))
+    out["mean"] = float(nme.mean())
+    return out
