@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from arrays import assert_close
 
 from engine import atomic_write
 from engine.errors import OutputError
@@ -23,8 +24,9 @@ from engine.export import (
 from engine.layout import grid_triangles
 from engine.types import BoundingBox, FaceReconstruction, HeadPose
 
-OBJ_POSITION_TOL = 1e-4  # px, the OBJ's 4 decimals
-UV_TOL = 1e-6  # texture units, the OBJ's 6 decimals
+OBJ_POSITION_PX = 1e-4  # px: the OBJ's 4 decimals (rounding 5e-5 plus float32 round-off)
+OBJ_UV = 1e-6  # fraction of the UV square: the OBJ's 6 decimals
+JSON_PX = 1e-4  # px: JSON values keep 4 decimals
 
 
 def _recon() -> FaceReconstruction:
@@ -81,8 +83,8 @@ def test_obj_frame_uv_faces_and_winding(tmp_path: Path) -> None:
     path = write_obj(tmp_path / "face.obj", recon)
     v, vt, f, other = _read_obj(path)
     expected = recon.vertices * np.array([1, -1, 1], np.float32)
-    assert np.abs(v - expected).max() < OBJ_POSITION_TOL  # y flipped, pixel units kept
-    assert np.abs(vt - recon.uv).max() < UV_TOL
+    assert_close(v, expected, OBJ_POSITION_PX, "OBJ v (y flipped, pixel units kept)")
+    assert_close(vt, recon.uv, OBJ_UV, "OBJ vt")
     assert f.min() == 1 and f.max() == len(v)  # 1-based
     np.testing.assert_array_equal(f - 1, recon.triangles)
     assert "mtllib face.mtl" in other and "usemtl face" in other
@@ -113,8 +115,8 @@ def test_ply_binary_payload(tmp_path: Path) -> None:
     assert "element vertex 9" in header and f"element face {len(recon.triangles)}" in header
     vdt = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("r", "u1"), ("g", "u1"), ("b", "u1")])
     verts = np.frombuffer(data, vdt, count=9, offset=end)
-    np.testing.assert_allclose(verts["y"], -recon.vertices[:, 1])
-    np.testing.assert_allclose(verts["x"], recon.vertices[:, 0])
+    assert_close(verts["y"], -recon.vertices[:, 1], 0.0, "PLY y (flipped)")
+    assert_close(verts["x"], recon.vertices[:, 0], 0.0, "PLY x")
     np.testing.assert_array_equal(verts["b"], np.rint(recon.vertex_colors[:, 2] * 255))
     fdt = np.dtype([("n", "u1"), ("i", "<i4", 3)])
     faces = np.frombuffer(data, fdt, offset=end + 9 * vdt.itemsize)
@@ -142,7 +144,7 @@ def test_export_face_writes_everything(tmp_path: Path) -> None:
     lm = json.loads((out / "astro.landmarks.json").read_text())
     assert {"landmarks_3d", "landmarks_2d", "visibility", "names", "frame"} <= lm.keys()
     assert len(lm["landmarks_3d"]) == 68 and len(lm["names"]) == 68 and lm["visibility"][:2] == [True, False]
-    np.testing.assert_allclose(lm["landmarks_2d"], recon.landmarks_2d, atol=1e-4)
+    assert_close(lm["landmarks_2d"], recon.landmarks_2d, JSON_PX, "landmarks_2d")
     pose = json.loads((out / "astro.pose.json").read_text())
     assert {"yaw", "pitch", "roll", "rotation", "translation", "scale", "convention"} <= pose.keys()
     assert pose["yaw"] == 10.0 and np.shape(pose["rotation"]) == (3, 3)

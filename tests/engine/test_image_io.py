@@ -9,12 +9,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from arrays import assert_close
 
 from engine.errors import InvalidImageError
-from engine.image_header import read_header
+from engine.image_header import exif_orientation, read_header
 from engine.image_io import apply_orientation, load_image, sample_photo_path
 
-JPEG_COLOUR_TOL = 6  # uint8 levels a flat JPEG colour may drift by (q95 + chroma subsampling)
+JPEG_COLOUR_LEVELS = 6  # 8-bit levels a flat JPEG colour may drift by (quality 95, chroma subsampling)
 
 
 def _pattern(h: int = 40, w: int = 60) -> np.ndarray:
@@ -54,8 +55,8 @@ def test_sample_photo_decodes() -> None:
 def test_jpeg_colours_are_rgb(tmp_path: Path) -> None:
     img = load_image(_write(tmp_path / "a.jpg", _jpeg_bytes(_pattern())))
     assert img.shape == (40, 60, 3)
-    assert np.abs(img[5, 5].astype(int) - (255, 0, 0)).max() <= JPEG_COLOUR_TOL
-    assert np.abs(img[35, 55].astype(int) - (255, 255, 0)).max() <= JPEG_COLOUR_TOL
+    assert_close(img[5, 5], (255, 0, 0), JPEG_COLOUR_LEVELS, "red quadrant")
+    assert_close(img[35, 55], (255, 255, 0), JPEG_COLOUR_LEVELS, "yellow quadrant")
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -74,7 +75,7 @@ def test_orientation_6_rotates_clockwise(tmp_path: Path) -> None:
     img = load_image(_write(tmp_path / "o6.jpg", data[:2] + _exif_app1(6) + data[2:]))
     assert img.shape == (60, 40, 3)  # portrait now
     # stored top-left red goes to the top-right after a clockwise quarter turn
-    assert np.abs(img[5, 35].astype(int) - (255, 0, 0)).max() <= JPEG_COLOUR_TOL
+    assert_close(img[5, 35], (255, 0, 0), JPEG_COLOUR_LEVELS, "red quadrant after the turn")
 
 
 def test_orientation_applies_to_16bit_and_alpha_pngs(tmp_path: Path) -> None:
@@ -203,3 +204,29 @@ def test_apply_orientation_round_trip() -> None:
     img = _pattern()
     assert apply_orientation(img, 3).tolist() == img[::-1, ::-1].tolist()
     assert apply_orientation(img, 6).tolist() == np.rot90(img, k=-1).tolist()
+
+
+def test_progressive_jpeg_walks_every_scan(tmp_path: Path) -> None:
+    rgb = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    ok, buf = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    data = buf.tobytes()
+    assert data.count(b"\xff\xda") > 1  # several scans
+    assert load_image(_write(tmp_path / "prog.jpg", data)).shape == (48, 64, 3)
+    with pytest.raises(InvalidImageError, match="truncated"):
+        load_image(_write(tmp_path / "prog_cut.jpg", data[: len(data) - 200]))
+
+
+def test_truncated_png(tmp_path: Path) -> None:
+    ok, buf = cv2.imencode(".png", np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    data = buf.tobytes()
+    with pytest.raises(InvalidImageError, match=r"cut\.png: truncated PNG"):
+        load_image(_write(tmp_path / "cut.png", data[: len(data) // 2]))
+
+
+def test_exif_orientation_parser() -> None:
+    big_endian = b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 1)
+    big_endian += struct.pack(">HHIHH", 0x0112, 3, 1, 3, 0) + struct.pack(">I", 0)
+    assert exif_orientation(big_endian) == 3
+    assert exif_orientation(b"II*\x00\xff\xff\x00\x00") == 1  # IFD offset past the end
+    assert exif_orientation(b"garbage") == 1
+    assert exif_orientation(_exif_app1(9)[10:]) == 1  # out of range

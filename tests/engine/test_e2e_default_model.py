@@ -1,0 +1,45 @@
+"""End to end with the shipped model: the sample photo → a face where the face is.
+
+The astronaut portrait (engine/data/astronaut.jpg, 512²) has her eyes at about (207, 97) and
+(246, 97) px and the nose tip at about (228, 122) px, read off the photo by hand; she faces the camera.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.bundle import default_bundle_path
+from engine.image_io import sample_photo_path
+
+EYE_RIGHT, EYE_LEFT, NOSE_TIP = (207.0, 97.0), (246.0, 97.0), (228.0, 122.0)  # image px (x, y)
+LANDMARK_PX = 8.0  # ≈ 20 % of the 40 px eye distance: hand-read positions plus model error
+FRONTAL_MAX_DEG = 20.0
+
+
+@pytest.fixture(scope="module")
+def face():
+    if not (default_bundle_path() / "bundle.json").is_file():
+        pytest.skip("no default model bundle in weights/default")
+    from engine.api import Reconstructor
+
+    faces = Reconstructor.from_bundle(device="cpu")(sample_photo_path(), texture_size=512)
+    assert len(faces) == 1
+    return faces[0]
+
+
+def test_landmarks_on_the_face(face):
+    lm = face.landmarks_2d
+    assert np.linalg.norm(lm[36:42].mean(0) - EYE_RIGHT) < LANDMARK_PX
+    assert np.linalg.norm(lm[42:48].mean(0) - EYE_LEFT) < LANDMARK_PX
+    assert np.linalg.norm(lm[30] - NOSE_TIP) < LANDMARK_PX
+
+
+def test_pose_is_near_frontal(face):
+    assert abs(face.pose.yaw) < FRONTAL_MAX_DEG and abs(face.pose.roll) < FRONTAL_MAX_DEG
+
+
+def test_texture_and_mesh_are_dense(face):
+    assert face.vertices.shape[0] > 43_000
+    assert face.texture_mask.mean() > 0.4
+    assert face.landmark_visibility[27:48].all()  # nose and eyes are seen on a frontal face
