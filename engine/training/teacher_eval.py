@@ -1,0 +1,84 @@
+"""Check the label pipeline on the dev set: the teacher alone, and the teacher refined to the 21 points.
+
+``python -m engine.training.teacher_eval [DEV_DIR]`` prints both balanced NMEs. The crop follows the
+3DDFA protocol exactly (integer-rounded roi, zero padding, anisotropic resize to 120², back-mapping
+with separate x/y scales), so the teacher's figures are comparable with the published ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+from pathlib import Path
+
+import cv2
+import numpy as np
+import scipy.io as sio
+
+from .bfm import load_basis, load_topology, shared_data_dir
+from .labels import human_points_crop
+from .metrics import binned, nme_per_image
+from .refine import refine_params
+from .teacher import TEACHER_INPUT, Teacher, vertices_crop_px
+
+
+def crop_3ddfa(image: np.ndarray, roi: np.ndarray) -> np.ndarray:
+    """(H, W, 3) → (120, 120, 3): the integer-rounded roi, zero-padded outside the image, resized."""
+    h, w = image.shape[:2]
+    sx, sy, ex, ey = (int(round(v)) for v in roi)
+    out = np.zeros((ey - sy, ex - sx, 3), np.uint8)
+    x0, y0, x1, y1 = max(sx, 0), max(sy, 0), min(ex, w), min(ey, h)
+    out[y0 - sy : y1 - sy, x0 - sx : x1 - sx] = image[y0:y1, x0:x1]
+    return cv2.resize(out, (TEACHER_INPUT, TEACHER_INPUT), interpolation=cv2.INTER_LINEAR)
+
+
+def to_image(points_crop: np.ndarray, roi: np.ndarray) -> np.ndarray:
+    """(N, K, 3) 120-crop px → image px with the roi's own x and y scales (z by their mean)."""
+    sx = (roi[:, 2] - roi[:, 0]) / TEACHER_INPUT
+    sy = (roi[:, 3] - roi[:, 1]) / TEACHER_INPUT
+    p = points_crop.astype(np.float64).copy()
+    p[..., 0] = p[..., 0] * sx[:, None] + roi[:, None, 0]
+    p[..., 1] = p[..., 1] * sy[:, None] + roi[:, None, 1]
+    p[..., 2] *= ((sx + sy) / 2)[:, None]
+    return p
+
+
+def dev_points21(folder: Path, names: list[str]) -> np.ndarray:
+    """(N, 2, 21) human points from the .mat files (negative = missing; files with other counts: all missing)."""
+    out = []
+    for n in names:
+        p = sio.loadmat(folder / (Path(n).stem + ".mat"))["pt2d"].astype(np.float64)
+        out.append(p if p.shape == (2, 21) else np.full((2, 21), -1.0))
+    return np.stack(out)
+
+
+def evaluate_labels(folder: Path, teacher_dir: Path | None = None) -> dict[str, dict[str, float]]:
+    names = (folder / "list.txt").read_text().split()
+    rois = np.load(folder / "roi_box.npy")
+    gt = np.load(folder / "pts68.npy").transpose(0, 2, 1)
+    yaw = np.abs(np.load(folder / "yaw.npy"))
+    teacher = Teacher(teacher_dir)
+    crops = np.stack([crop_3ddfa(cv2.imread(str(folder / n)), r) for n, r in zip(names, rois)])
+    params = teacher(crops)
+    basis, topo = load_basis(), load_topology(teacher_dir)
+    out = {"teacher": binned(nme_per_image(to_image(vertices_crop_px(params, basis, topo.keypoints), rois), gt), yaw)}
+    with open((teacher_dir or shared_data_dir() / "teacher") / "param_mean_std_62d_120x120.pkl", "rb") as f:
+        std = pickle.load(f)["std"]
+    # the human points map into the crop with the x scale only, as for the (square) training rois
+    pts = human_points_crop(dev_points21(folder, names), rois)
+    refined = refine_params(params, pts, basis, topo.keypoints, std)
+    out["refined"] = binned(nme_per_image(to_image(vertices_crop_px(refined, basis, topo.keypoints), rois), gt), yaw)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", type=Path, nargs="?", default=shared_data_dir() / "aflw2000_dev")
+    args = ap.parse_args(argv)
+    for name, r in evaluate_labels(args.folder).items():
+        print(f"{name:8s} balanced NME 2D {r['balanced']:.2f} % ({r['0-30']:.2f} / {r['30-60']:.2f} / {r['60-90']:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
