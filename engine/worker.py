@@ -16,7 +16,8 @@ Protocol (UTF-8, one JSON object per line, every message carries the request's `
               symmetric_fill (bool), device ("cpu" | "cuda" | "auto"), bundle (folder or null = the
               shipped model), boxes (optional [[left, top, right, bottom], ...] photo px: skip detection)
     progress  {"id": 9, "progress": 0.2, "stage": "reconstructing"}           0 ≤ progress ≤ 1
-    reply     {"id": 9, "ok": true, "faces": [face, ...], "bundle_id": "...", "timings_ms": {...}}
+    reply     {"id": 9, "ok": true, "faces": [face, ...], "bundle_id": "...", "landmark_names": [68 names],
+               "timings_ms": {stage: ms}}
               {"id": 7, "ok": true, "pid": 123, "torch": "2.13.0", "cuda": false}          (ping)
     error     {"id": 9, "ok": false, "kind": KIND, "error": "one line for the artist"}
 
@@ -137,6 +138,7 @@ class Worker:
 
     def reconstruct(self, rid: Any, msg: dict) -> dict:
         from .export import write_npz
+        from .landmarks import LANDMARK_NAMES
         from .types import BoundingBox
 
         photo = msg.get("photo")
@@ -173,7 +175,10 @@ class Worker:
                 "box": [*face.box.as_list(), face.box.score], "bundle_id": bundle_id,
                 "image_size": list(face.image_size), "n_vertices": int(len(face.vertices)),
             })  # fmt: skip
-        return {"id": rid, "ok": True, "faces": out, "bundle_id": bundle_id, "timings_ms": _stage_ms(rec.last_times)}
+        return {
+            "id": rid, "ok": True, "faces": out, "bundle_id": bundle_id, "landmark_names": list(LANDMARK_NAMES),
+            "timings_ms": _stage_ms(rec.last_times),
+        }  # fmt: skip
 
 
 def _stage_ms(times) -> dict[str, float]:

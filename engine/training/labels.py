@@ -5,6 +5,7 @@ One command (``python -m engine.training.labels``) writes into the cache folder 
 * ``crops_bgr.npy``   (N, 120, 120, 3) uint8, the decoded training crops (BGR, as OpenCV reads)
 * ``params_teacher.npy`` (N, 62) float32, the teacher's de-normalised parameters
 * ``params_refined.npy`` (N, 62) float32, after :func:`engine.training.refine.refine_params`
+* ``keep.npy`` (N,) bool, the crops whose labels are trusted (see MAX_REFINE_SHIFT_PX)
 
 Position maps are not stored: the dataset rasterises them on the fly from the parameters, a fixed
 sparse linear map (see engine.training.uv_raster), so regenerating labels takes minutes.
@@ -22,10 +23,14 @@ import numpy as np
 
 from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
 from .refine import refine_params
-from .teacher import TEACHER_INPUT, Teacher
+from .teacher import TEACHER_INPUT, Teacher, vertices_crop_px
 
 TEACHER_BATCH = 256
 REFINE_BATCH = 1024
+# Crops whose refined fit moves the 68 landmarks by more than this (mean, 120-crop px ≈ 12 % of the
+# crop) are left out of training: there the human points and the teacher disagree grossly (wrong
+# annotation or a failed teacher fit), 73 of 19,080 crops; either way the label is not trustworthy.
+MAX_REFINE_SHIFT_PX = 15.0
 
 
 def human_points_crop(pts21: np.ndarray, roi: np.ndarray) -> np.ndarray:
@@ -65,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     np.save(args.cache / "params_refined.npy", refined)
+    shift = np.linalg.norm(
+        vertices_crop_px(refined, basis, topo.keypoints)[..., :2]
+        - vertices_crop_px(params, basis, topo.keypoints)[..., :2],
+        axis=2,
+    ).mean(axis=1)
+    keep = shift <= MAX_REFINE_SHIFT_PX
+    np.save(args.cache / "keep.npy", keep)
+    print(f"{int((~keep).sum())} crops left out (refined landmarks moved > {MAX_REFINE_SHIFT_PX} px)", flush=True)
     print(f"refined labels written to {args.cache} at {time.time() - t0:.0f} s", flush=True)
     return 0
 

@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("folder", type=Path, nargs="?", default=shared_data_dir() / "aflw2000_dev")
     args = ap.parse_args(argv)
     for name, r in evaluate_labels(args.folder).items():
-        print(f"{name:8s} balanced NME 2D {r['balanced']:.2f} % ({r['0-30']:.2f} / {r['30-60']:.2f} / {r['60-90']:.2f})")
+        bins = f"{r['0-30']:.2f} / {r['30-60']:.2f} / {r['60-90']:.2f}"
+        print(f"{name:8s} balanced NME 2D {r['balanced']:.2f} % ({bins})")
     return 0
 
 

@@ -123,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(SEED)
     args.run.mkdir(parents=True, exist_ok=True)
 
-    crops = np.load(args.labels / "crops_bgr.npy", mmap_mode="r")[..., ::-1]  # BGR → RGB view
-    params = np.load(args.labels / "params_refined.npy")
+    keep = np.flatnonzero(np.load(args.labels / "keep.npy"))
+    crops = np.load(args.labels / "crops_bgr.npy")[keep][..., ::-1]  # BGR → RGB view, trusted labels only
+    params = np.load(args.labels / "params_refined.npy")[keep]
     layout = default_layout()
     lb = build_label_basis(load_topology(), load_basis(), layout, INPUT_SIZE)
     weights = torch.from_numpy(lb.weights)

@@ -1,0 +1,119 @@
+"""Build the Blender extension: ``python build.py [--bundle DIR | --no-bundle] [-o dist]``.
+
+Assembles a staging folder laid out as Blender wants an add-on extension — the ``prnet_blender``
+package's files at the root, ``blender_manifest.toml`` beside them, the engine vendored as
+``engine/`` (without ``engine/training``, which the runtime never imports) and the model bundle as
+``engine/_weights/default`` (where ``engine.bundle.default_bundle_path`` looks first) — then runs
+Blender's own ``extension build`` and ``extension validate`` on it. Blender's extension tool ships
+in the bpy wheel (``bpy/<version>/scripts/addons_core/bl_pkg/cli/blender_ext.py``) and runs under
+plain Python, so no Blender binary is needed; ``--blender PATH`` uses ``PATH --command extension``
+instead. Output: ``dist/prnet_blender-<version>.zip``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent
+MANIFEST = "blender_manifest.toml"
+ADDON_DIR = REPO / "prnet_blender"
+ENGINE_DIR = REPO / "engine"
+DEFAULT_BUNDLE = REPO / "weights" / "default"
+VENDORED_BUNDLE = Path("engine") / "_weights" / "default"
+DEV_FILES = ("__pycache__", "*.pyc", ".*", "ruff.toml")  # development files, never shipped
+ENGINE_EXCLUDE = ("training", "_weights", *DEV_FILES)
+BUNDLE_EXCLUDE = ("*.tmp", ".*", "__pycache__")
+EXT_TOOL = Path("scripts") / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+EXT_TAGS = Path("scripts") / "modules" / "_bpy_internal" / "extensions" / "tags.py"
+
+
+def find_extension_tool() -> tuple[Path, Path]:
+    """(blender_ext.py, tags.py) from the installed bpy wheel; SystemExit if bpy is not installed."""
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("build.py needs the bpy package (pip install bpy) or --blender PATH")
+    bpy_dir = Path(next(iter(spec.submodule_search_locations)))
+    for version_dir in sorted(bpy_dir.iterdir(), reverse=True):
+        if (version_dir / EXT_TOOL).is_file():
+            return version_dir / EXT_TOOL, version_dir / EXT_TAGS
+    raise SystemExit(f"no Blender extension tool ({EXT_TOOL}) inside {bpy_dir}")
+
+
+def manifest_version() -> str:
+    """The manifest's top-level ``version`` (read without tomllib, which Python 3.10 lacks)."""
+    found = re.search(r'^version\s*=\s*"([^"]+)"', (REPO / MANIFEST).read_text(encoding="utf-8"), re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"{MANIFEST} has no version")
+    return found.group(1)
+
+
+def stage(staging: Path, bundle: Path | None) -> None:
+    """Lay the extension's files out in ``staging``."""
+    shutil.copytree(ADDON_DIR, staging, ignore=shutil.ignore_patterns(*DEV_FILES), dirs_exist_ok=True)
+    shutil.copy2(REPO / MANIFEST, staging / MANIFEST)
+    shutil.copytree(ENGINE_DIR, staging / "engine", ignore=shutil.ignore_patterns(*ENGINE_EXCLUDE))
+    if bundle is not None:
+        if not (bundle / "bundle.json").is_file():
+            raise SystemExit(
+                f"no model bundle at {bundle} (bundle.json missing): train or import one (weights/README.md), "
+                "pass --bundle DIR, or --no-bundle to ship without a model"
+            )
+        shutil.copytree(bundle, staging / VENDORED_BUNDLE, ignore=shutil.ignore_patterns(*BUNDLE_EXCLUDE))
+
+
+def extension_command(blender: str | None) -> tuple[list[str], list[str]]:
+    """Command prefix running Blender's extension tool, and the extra arguments its build needs."""
+    if blender:
+        return [blender, "--factory-startup", "--command", "extension"], []
+    tool, tags = find_extension_tool()
+    return [sys.executable, str(tool)], [f"--valid-tags={tags}"]
+
+
+def build(*, output: Path, bundle: Path | None, blender: str | None = None) -> Path:
+    """Stage, build and validate; the path of the zip."""
+    version = manifest_version()
+    output.mkdir(parents=True, exist_ok=True)
+    zip_path = output / f"prnet_blender-{version}.zip"
+    command, tags = extension_command(blender)
+    with tempfile.TemporaryDirectory(prefix="prnet_blender_build_") as tmp:
+        staging = Path(tmp) / "prnet_blender"
+        stage(staging, bundle)
+        zip_path.unlink(missing_ok=True)
+        _run([*command, "build", f"--source-dir={staging}", f"--output-filepath={zip_path}", *tags])
+    _run([*command, "validate", *tags, str(zip_path)])
+    return zip_path
+
+
+def _run(cmd: list[str]) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    out = (result.stdout + result.stderr).strip()
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[-3:])} failed:\n{out}")
+    if out:
+        print(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-o", "--output", type=Path, default=REPO / "dist", help="folder for the zip")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--bundle", type=Path, default=DEFAULT_BUNDLE, help="model bundle to ship (default weights/default)"
+    )
+    which.add_argument("--no-bundle", action="store_true", help="ship no model (set one in the add-on preferences)")
+    parser.add_argument("--blender", help="a Blender executable to build with instead of the bpy wheel's tool")
+    args = parser.parse_args(argv)
+    zip_path = build(output=args.output, bundle=None if args.no_bundle else args.bundle, blender=args.blender)
+    print(f"built {zip_path} ({zip_path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""Operators: read settings → ask the engine worker → build the scene → report (one line).
+
+``prnet.reconstruct_photo`` and ``prnet.reconstruct_folder`` share one driver: a queue of photos
+sent to the engine one at a time. Called from a script (``execute``, and always in background
+mode) they block until done. Started from the UI (``invoke``) they run modal on a timer: the
+status bar shows the stage, Esc cancels, Blender stays responsive, and a second start while one
+runs is refused. Errors become one ``self.report`` line; a photo either appears complete or not
+at all (:func:`.scene_build.build_photo` removes what it made if anything fails). No
+``from __future__ import annotations``: Blender reads properties from class annotations.
+"""
+
+import time
+from pathlib import Path
+
+import bpy
+from bpy.props import StringProperty
+
+from . import client, preferences, scene_build
+from .properties import OPTION_NAMES, option_properties
+from .result import FaceResult
+
+TIMER_S = 0.1  # modal poll interval: smooth progress, negligible load
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+_running = None  # the operator instance that is talking to the engine, if any (one at a time)
+
+
+def is_busy() -> bool:
+    """Whether a reconstruction is running in this session (the panel greys its buttons out)."""
+    return _running is not None
+
+
+_ERROR_HINTS = {
+    "no_face": "{msg}",
+    "bad_input": "Cannot use the photo: {msg}",
+    "no_model": "Model problem: {msg} (check Model Bundle in the add-on preferences)",
+    "cancelled": "Cancelled",
+}
+
+
+def error_line(exc: client.EngineClientError) -> str:
+    """The one line the artist reads for an engine error."""
+    text = str(exc)
+    return _ERROR_HINTS.get(exc.kind, "Engine: {msg}").format(msg=text[:1].upper() + text[1:])
+
+
+class _PhotoQueueOperator:
+    """Mixin driving the engine over ``self.photos(context)``; subclasses only list the photos."""
+
+    __annotations__ = option_properties()
+
+    def photos(self, context) -> list[str]:
+        raise NotImplementedError
+
+    # -- shared setup -----------------------------------------------------------------------------
+    def _option(self, context, name):
+        """The operator argument if the caller set it, else the scene's setting."""
+        return getattr(self, name) if self.properties.is_property_set(name) else getattr(context.scene.prnet, name)
+
+    def _prepare(self, context) -> bool:
+        o = {name: self._option(context, name) for name in OPTION_NAMES}
+        self._request = {
+            "texture_size": int(o["texture_size"]),
+            "all_faces": o["all_faces"],
+            "symmetric_fill": o["symmetric_fill"],
+            "device": o["device"],
+            "bundle": preferences.bundle_override(context),
+        }
+        self._build = scene_build.BuildOptions(
+            create_landmarks=o["create_landmarks"], apply_pose=o["apply_pose"], add_camera=o["add_camera"]
+        )
+        self._queue, self._built, self._failed = list(self.photos(context)), [], []
+        if not self._queue:
+            return False
+        try:
+            self._engine = preferences.engine_client(context)
+        except client.EngineClientError as exc:
+            self.report({"ERROR"}, error_line(exc))
+            return False
+        self._t0 = time.perf_counter()
+        return True
+
+    def _submit(self, photo: str) -> client.Request:
+        self._photo = photo
+        return self._engine.submit("reconstruct", photo=photo, options=self._request)
+
+    def _collect(self, context, req: client.Request) -> None:
+        """Turn a finished request into scene objects or a recorded failure."""
+        try:
+            reply = req.result()
+        except client.EngineClientError as exc:
+            self._failed.append((self._photo, exc))
+            return
+        try:
+            faces = [
+                FaceResult.from_reply(f, photo=self._photo, landmark_names=reply["landmark_names"])
+                for f in reply["faces"]
+            ]
+            self._built.append(scene_build.build_photo(context, faces, self._build))
+        except (ValueError, KeyError, RuntimeError) as exc:
+            self._failed.append((self._photo, client.EngineClientError(f"could not build the result: {exc}")))
+        finally:
+            self._engine.release(reply)
+
+    def _report_outcome(self) -> set:
+        n_faces = sum(len(b.faces) for b in self._built)
+        took = time.perf_counter() - self._t0
+        if len(self._built) + len(self._failed) == 1:
+            if self._failed:
+                self.report({"ERROR"}, error_line(self._failed[0][1]))
+                return {"CANCELLED"}
+            built = self._built[0]
+            n_vertices = len(built.faces[0].data.vertices)
+            self.report({"INFO"}, f"{built.collection.name}: {n_faces} face(s), {n_vertices} vertices, {took:.1f} s")
+            return {"FINISHED"}
+        summary = f"{len(self._built)} photo(s) reconstructed ({n_faces} faces) in {took:.1f} s"
+        if self._failed:
+            first_photo, first_exc = self._failed[0]
+            summary += f"; {len(self._failed)} failed, first: {Path(first_photo).name}: {error_line(first_exc)}"
+        self.report({"WARNING"} if self._failed else {"INFO"}, summary)
+        return {"FINISHED"} if self._built else {"CANCELLED"}
+
+    # -- scripts and background mode: blocking ----------------------------------------------------
+    def execute(self, context):
+        if _running is not None:
+            return self._refuse()
+        if not self._prepare(context):
+            return {"CANCELLED"}
+        for photo in self._queue:
+            req = self._submit(photo)
+            try:
+                self._engine.wait(req)
+            except client.EngineClientError:
+                pass  # recorded by _collect
+            self._collect(context, req)
+        return self._report_outcome()
+
+    # -- UI: modal on a timer ---------------------------------------------------------------------
+    def invoke(self, context, event):
+        global _running
+        if bpy.app.background:
+            return self.execute(context)
+        if _running is not None:
+            return self._refuse()
+        if not self._prepare(context):
+            return {"CANCELLED"}
+        _running = self
+        self._req = self._submit(self._queue.pop(0))
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(TIMER_S, window=context.window)
+        wm.modal_handler_add(self)
+        self._show_progress(context)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            self._engine.cancel(self._req)
+            self._queue.clear()
+            self._end_modal(context)
+            if self._built:  # keep the photos already built: they become this operator's undo step
+                return self._report_outcome()
+            self.report({"WARNING"}, "Reconstruction cancelled")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        if not self._engine.poll(self._req):
+            self._show_progress(context)
+            return {"PASS_THROUGH"}
+        self._collect(context, self._req)
+        if self._queue:
+            self._req = self._submit(self._queue.pop(0))
+            self._show_progress(context)
+            return {"PASS_THROUGH"}
+        self._end_modal(context)
+        return self._report_outcome()
+
+    def cancel(self, context):  # Blender closes the window / file while running
+        self._engine.cancel(self._req)
+        self._end_modal(context)
+
+    def _show_progress(self, context) -> None:
+        done = len(self._built) + len(self._failed)
+        total = done + len(self._queue) + 1
+        count = f" (photo {done + 1}/{total})" if total > 1 else ""
+        pct = int(100 * self._req.progress)
+        context.workspace.status_text_set(
+            f"PRNet: {Path(self._photo).name}{count} — {self._req.stage} {pct}% — Esc to cancel"
+        )
+
+    def _end_modal(self, context) -> None:
+        global _running
+        _running = None
+        context.window_manager.event_timer_remove(self._timer)
+        context.workspace.status_text_set(None)
+
+    def _refuse(self):
+        self.report({"WARNING"}, "PRNet is still working on a photo: wait for it, or press Esc to cancel it")
+        return {"CANCELLED"}
+
+
+class PRNET_OT_reconstruct_photo(_PhotoQueueOperator, bpy.types.Operator):
+    """Reconstruct a textured 3D face with landmarks and head pose from one photo"""
+
+    bl_idname = "prnet.reconstruct_photo"
+    bl_label = "Reconstruct from Photo"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(name="Photo", subtype="FILE_PATH", options={"SKIP_SAVE"})
+
+    def photos(self, context):
+        path = self.filepath or context.scene.prnet.filepath
+        if not path:
+            self.report({"ERROR"}, "Choose a photo first")
+            return []
+        return [bpy.path.abspath(path)]
+
+
+class PRNET_OT_reconstruct_folder(_PhotoQueueOperator, bpy.types.Operator):
+    """Reconstruct every photo in a folder (each into its own collection)"""
+
+    bl_idname = "prnet.reconstruct_folder"
+    bl_label = "Reconstruct Folder"
+    bl_options = {"REGISTER", "UNDO"}
+
+    directory: StringProperty(name="Folder", subtype="DIR_PATH", options={"SKIP_SAVE"})
+
+    def photos(self, context):
+        folder = Path(bpy.path.abspath(self.directory or context.scene.prnet.folder))
+        if not folder.is_dir():
+            self.report({"ERROR"}, f"Not a folder: {folder}" if str(folder) != "." else "Choose a folder first")
+            return []
+        found = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
+        if not found:
+            self.report({"ERROR"}, f"No photos ({', '.join(PHOTO_SUFFIXES)}) in {folder}")
+        return found
+
+
+class PRNET_OT_use_editor_image(bpy.types.Operator):
+    """Use the image shown in an Image Editor as the photo"""
+
+    bl_idname = "prnet.use_editor_image"
+    bl_label = "Use Image Editor's Image"
+    bl_options = {"INTERNAL"}
+
+    def execute(self, context):
+        image = _editor_image(context)
+        if image is None:
+            self.report({"ERROR"}, "No Image Editor with an image is open in this window")
+            return {"CANCELLED"}
+        path = bpy.path.abspath(image.filepath, library=image.library) if image.filepath else ""
+        if not path or not Path(path).is_file():
+            self.report({"ERROR"}, f"Image '{image.name}' has no file on disk: save it first")
+            return {"CANCELLED"}
+        context.scene.prnet.filepath = path
+        return {"FINISHED"}
+
+
+def _editor_image(context):
+    """The image of the active Image Editor, else of the first one in the window."""
+    space = context.space_data
+    if space is not None and space.type == "IMAGE_EDITOR" and space.image is not None:
+        return space.image
+    screen = context.window.screen if context.window else None
+    for area in screen.areas if screen else ():
+        if area.type == "IMAGE_EDITOR" and area.spaces.active.image is not None:
+            return area.spaces.active.image
+    return None

@@ -1,0 +1,43 @@
+"""The Face tab of the 3D Viewport's sidebar: photo, options, Reconstruct, folder batch."""
+
+import bpy
+
+from . import operators
+
+
+class PRNET_PT_main(bpy.types.Panel):
+    bl_label = "Face from Photo"
+    bl_idname = "PRNET_PT_main"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Face"
+
+    def draw(self, context):
+        settings = context.scene.prnet
+        layout = self.layout
+        row = layout.row(align=True)
+        row.prop(settings, "filepath", text="")
+        row.operator(operators.PRNET_OT_use_editor_image.bl_idname, text="", icon="IMAGE_DATA")
+
+        col = layout.column(heading="Options")
+        col.prop(settings, "texture_size")
+        col.prop(settings, "device")
+        col.prop(settings, "all_faces")
+        col.prop(settings, "symmetric_fill")
+        col.prop(settings, "create_landmarks")
+        col.prop(settings, "apply_pose")
+        col.prop(settings, "add_camera")
+
+        busy = operators.is_busy()
+        row = layout.row()
+        row.scale_y = 1.5
+        row.enabled = not busy
+        row.operator(operators.PRNET_OT_reconstruct_photo.bl_idname, icon="USER")
+        if busy:
+            layout.label(text="Working… (Esc cancels)", icon="TIME")
+
+        box = layout.box()
+        box.prop(settings, "folder", text="")
+        row = box.row()
+        row.enabled = not busy
+        row.operator(operators.PRNET_OT_reconstruct_folder.bl_idname, icon="FILE_FOLDER")

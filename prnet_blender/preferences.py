@@ -1,0 +1,187 @@
+"""Add-on preferences: the Python that runs the engine, the model bundle, the request timeout, and
+an optional "Install engine" that makes that Python for the artist.
+
+The engine needs torch; Blender's own Python usually lacks it, and the add-on never installs into
+Blender. Default interpreter (see :func:`.client.find_engine_python`): the one set here →
+``$PRNET_ENGINE_PYTHON`` → Blender's own Python if it has the engine's packages → the environment
+"Install engine" made under the extension's user folder → a ``.venv`` beside the engine (a repo
+checkout). "Install engine" only exists when Blender may go online (``bpy.app.online_access``):
+it runs ``python -m venv`` and ``pip install`` in a subprocess, the UI stays live. No
+``from __future__ import annotations``: Blender reads properties from class annotations.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import bpy
+from bpy.props import FloatProperty, StringProperty
+
+from . import client
+
+ENGINE_ENV_DIR = "engine_env"  # under the extension's user folder
+# The engine's runtime packages (pyproject.toml [project] dependencies; a test keeps them equal).
+ENGINE_REQUIREMENTS = ("torch>=2.2", "numpy>=1.24,<2", "opencv-python-headless>=4.8,<4.12", "scipy>=1.10")
+INSTALL_POLL_S = 0.5  # how often the install operator looks at its subprocess
+INSTALL_LOG = "install.log"
+
+
+def addon_preferences(context) -> "PRNET_AddonPreferences":
+    return context.preferences.addons[__package__].preferences
+
+
+def user_folder(path: str = "", *, create: bool = False) -> Path:
+    """The extension's writable user folder (or a Blender user data folder when run from source)."""
+    try:
+        return Path(bpy.utils.extension_path_user(__package__, path=path, create=create))
+    except ValueError:  # registered as a plain add-on module, not an extension
+        return Path(bpy.utils.user_resource("DATAFILES", path=str(Path("prnet_blender") / path), create=create))
+
+
+def engine_python(context) -> str:
+    """The interpreter the engine runs with; raises client.EngineUnavailable saying how to fix it."""
+    prefs = addon_preferences(context)
+    return client.find_engine_python(bpy.path.abspath(prefs.python_path), extra_envs=[user_folder(ENGINE_ENV_DIR)])
+
+
+def engine_client(context) -> client.EngineClient:
+    """The session's engine client, set up from the preferences (the worker starts on first use)."""
+    prefs = addon_preferences(context)
+    root = client.engine_root()
+    if root is None:
+        raise client.EngineUnavailable("the engine folder is missing from the add-on: reinstall the extension")
+    return client.shared_client(engine_python(context), root=root, timeout_s=prefs.timeout_s)
+
+
+def bundle_override(context) -> str | None:
+    """The model bundle folder set in the preferences, or None for the shipped model."""
+    path = addon_preferences(context).bundle_path
+    return bpy.path.abspath(path) if path else None
+
+
+class PRNET_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    python_path: StringProperty(
+        name="Engine Python",
+        subtype="FILE_PATH",
+        description="Python interpreter with torch that runs the engine (empty: found automatically)",
+    )
+    bundle_path: StringProperty(
+        name="Model Bundle",
+        subtype="DIR_PATH",
+        description="Folder of a model bundle to use instead of the shipped model (e.g. imported PRNet weights)",
+    )
+    timeout_s: FloatProperty(
+        name="Timeout",
+        default=client.DEFAULT_TIMEOUT_S,
+        min=10.0,
+        max=3600.0,
+        unit="TIME_ABSOLUTE",
+        description="Give up on a photo after this many seconds (the engine is then restarted)",
+    )
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "python_path")
+        try:
+            layout.label(text=f"Engine runs with: {engine_python(context)}", icon="CHECKMARK")
+        except client.EngineUnavailable as exc:
+            layout.label(text=str(exc), icon="ERROR")
+        layout.prop(self, "bundle_path")
+        layout.prop(self, "timeout_s")
+        row = layout.row()
+        row.operator(PRNET_OT_check_engine.bl_idname, icon="PLUGIN")
+        if bpy.app.online_access:
+            row.operator(PRNET_OT_install_engine.bl_idname, icon="IMPORT")
+        else:
+            layout.label(text="Allow Online Access (Preferences › System) to install the engine from here", icon="INFO")
+
+
+class PRNET_OT_check_engine(bpy.types.Operator):
+    """Start the engine and report its torch version and GPU"""
+
+    bl_idname = "prnet.check_engine"
+    bl_label = "Check Engine"
+
+    def execute(self, context):
+        try:
+            engine = engine_client(context)
+            reply = engine.call("ping")
+        except client.EngineClientError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        gpu = "CUDA available" if reply.get("cuda") else "no CUDA GPU"
+        self.report({"INFO"}, f"Engine ready: {engine.python}, torch {reply.get('torch')}, {gpu}")
+        return {"FINISHED"}
+
+
+class PRNET_OT_install_engine(bpy.types.Operator):
+    """Create a Python environment for the engine in the add-on's user folder and pip-install torch & co.
+    (downloads several hundred MB; takes minutes)"""
+
+    bl_idname = "prnet.install_engine"
+    bl_label = "Install Engine"
+
+    _proc = None
+    _log_file = None
+    _timer = None
+    _steps: list = []
+
+    @classmethod
+    def poll(cls, context):
+        return bpy.app.online_access
+
+    def invoke(self, context, event):
+        env = user_folder(ENGINE_ENV_DIR, create=True)
+        python = client.venv_python(env)
+        self._steps = [
+            [sys.executable, "-m", "venv", str(env)],
+            [str(python), "-m", "pip", "install", "--upgrade", "pip"],
+            [str(python), "-m", "pip", "install", *ENGINE_REQUIREMENTS],
+        ]
+        self._log = env / INSTALL_LOG
+        self._log.write_text("", encoding="utf-8")
+        if not self._next_step():
+            return {"CANCELLED"}
+        self._timer = context.window_manager.event_timer_add(INSTALL_POLL_S, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        context.workspace.status_text_set("PRNet: installing the engine (pip; this can take several minutes)…")
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type != "TIMER" or self._proc.poll() is None:
+            return {"PASS_THROUGH"}
+        if self._proc.returncode != 0:
+            tail = self._log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
+            return self._finish(context, {"ERROR"}, f"Engine install failed ({' '.join(tail)}); log: {self._log}")
+        if self._steps:
+            if not self._next_step():
+                return self._finish(context, {"ERROR"}, f"Engine install failed to start; log: {self._log}")
+            return {"PASS_THROUGH"}
+        return self._finish(context, {"INFO"}, f"Engine installed in {self._log.parent}")
+
+    def _next_step(self) -> bool:
+        cmd = self._steps.pop(0)
+        self._close_log()
+        try:
+            self._log_file = open(self._log, "a", encoding="utf-8")  # noqa: SIM115 - open while pip runs
+            self._log_file.write("$ " + " ".join(cmd) + "\n")
+            self._log_file.flush()
+            self._proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT)
+        except OSError as exc:
+            self.report({"ERROR"}, f"Cannot run {cmd[0]}: {exc}")
+            return False
+        return True
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def _finish(self, context, level, message):
+        self._close_log()
+        context.window_manager.event_timer_remove(self._timer)
+        context.workspace.status_text_set(None)
+        self.report(level, message)
+        return {"FINISHED"} if "INFO" in level else {"CANCELLED"}

@@ -1,0 +1,70 @@
+"""The artist's settings of the Face panel: one PropertyGroup on each Scene (``scene.prnet``).
+
+The operators read these when they are started from the panel; a script can pass the same names
+as operator arguments instead (``bpy.ops.prnet.reconstruct_photo(filepath=..., texture_size="2048")``).
+No ``from __future__ import annotations`` here: Blender reads the property definitions from the
+class annotations, which must stay objects, not strings.
+"""
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, StringProperty
+
+TEXTURE_SIZES = ("512", "1024", "2048", "4096")  # UV texture side, px
+DEFAULT_TEXTURE_SIZE = "1024"
+TEXTURE_SIZE_ITEMS = tuple((s, f"{s} px", f"{s} × {s} texture") for s in TEXTURE_SIZES)
+DEVICE_ITEMS = (
+    ("cpu", "CPU", "Run the network on the processor (works everywhere)"),
+    ("cuda", "CUDA", "Run the network on an NVIDIA GPU (needs a CUDA build of torch in the engine Python)"),
+)
+OPTION_NAMES = (  # shared by the settings and the operators' arguments
+    "texture_size",
+    "all_faces",
+    "symmetric_fill",
+    "create_landmarks",
+    "apply_pose",
+    "add_camera",
+    "device",
+)
+
+
+def option_properties() -> dict:
+    """Fresh property definitions for the reconstruction options (settings and operators share them)."""
+    return {
+        "texture_size": EnumProperty(
+            name="Texture", items=TEXTURE_SIZE_ITEMS, default=DEFAULT_TEXTURE_SIZE, description="UV texture size"
+        ),
+        "all_faces": BoolProperty(
+            name="All Faces", default=False, description="Reconstruct every face in the photo, not only the largest"
+        ),
+        "symmetric_fill": BoolProperty(
+            name="Symmetric Fill",
+            default=False,
+            description="Fill the hidden side of the texture from the visible side (faces turned away)",
+        ),
+        "create_landmarks": BoolProperty(
+            name="Landmarks", default=True, description="Add the 68 landmarks as empties parented to the face"
+        ),
+        "apply_pose": BoolProperty(
+            name="Apply Pose", default=True, description="Rotate the face object to the head pose seen in the photo"
+        ),
+        "add_camera": BoolProperty(
+            name="Matched Camera",
+            default=True,
+            description="Add an orthographic camera that sees the face over the photo (sets the render size)",
+        ),
+        "device": EnumProperty(name="Device", items=DEVICE_ITEMS, default="cpu", description="Where the network runs"),
+    }
+
+
+class PRNET_PG_settings(bpy.types.PropertyGroup):
+    filepath: StringProperty(name="Photo", subtype="FILE_PATH", description="Photo to reconstruct the face from")
+    folder: StringProperty(name="Folder", subtype="DIR_PATH", description="Folder of photos to reconstruct")
+    __annotations__.update(option_properties())  # the options, defined once for settings and operators
+
+
+def register_settings() -> None:
+    bpy.types.Scene.prnet = bpy.props.PointerProperty(type=PRNET_PG_settings)
+
+
+def unregister_settings() -> None:
+    del bpy.types.Scene.prnet

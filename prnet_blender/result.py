@@ -1,0 +1,89 @@
+"""One face of a worker reply, as the add-on uses it: the arrays of its .npz plus the reply's fields.
+
+The worker writes each face with ``engine.export.write_npz`` (see ``engine/worker.py`` for the
+protocol); :meth:`FaceResult.from_reply` reads only what the scene builder needs and checks shapes
+at this boundary, so a mismatched engine fails with a ValueError naming the array, not deep in bpy.
+Numpy only: no bpy, no engine import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+N_LANDMARKS = 68  # iBUG 68-point scheme
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FaceResult:
+    photo: str  # absolute path of the source photo
+    bundle_id: str  # model that produced the face ("name@sha256-prefix")
+    landmark_names: tuple[str, ...]  # (68,) iBUG order, as the engine names them
+    vertices: np.ndarray  # (N, 3) float32, image frame px (posed)
+    frontal_vertices: np.ndarray  # (N, 3) float32, canonical frame mm (pose removed)
+    triangles: np.ndarray  # (T, 3) int32, CCW seen from the camera
+    uv: np.ndarray  # (N, 2) float32 in [0, 1], v up
+    landmarks_3d: np.ndarray  # (68, 3) float32, image frame px
+    landmark_visibility: np.ndarray  # (68,) bool
+    texture: np.ndarray  # (Ht, Wt, 3) uint8 RGB, row 0 = top of the UV square (v = 1)
+    rotation: np.ndarray  # (3, 3) float64, canonical → image frame
+    translation: np.ndarray  # (3,) float64, image px
+    scale: float  # image px per canonical mm
+    yaw: float  # degrees (engine convention, engine/types.py HeadPose)
+    pitch: float
+    roll: float
+    box: tuple[float, float, float, float]  # left, top, right, bottom, image px
+    image_size: tuple[int, int]  # (height, width) px
+
+    @classmethod
+    def from_reply(cls, face: dict, *, photo: str, landmark_names) -> FaceResult:
+        """Read ``face["npz"]`` of a reconstruct reply (see engine/worker.py)."""
+        with np.load(Path(face["npz"]), allow_pickle=False) as z:
+            a = {k: z[k] for k in z.files}
+        try:
+            n = len(a["vertices"])
+            _check(a, "vertices", (n, 3))
+            _check(a, "frontal_vertices", (n, 3))
+            _check(a, "uv", (n, 2))
+            _check(a, "landmarks_3d", (N_LANDMARKS, 3))
+            _check(a, "landmark_visibility", (N_LANDMARKS,))
+            _check(a, "pose_rotation", (3, 3))
+            _check(a, "pose_translation", (3,))
+            tris, tex = a["triangles"], a["texture"]
+        except KeyError as exc:
+            raise ValueError(f"engine result {face['npz']} lacks the array {exc}") from exc
+        if tris.ndim != 2 or tris.shape[1] != 3 or (tris.size and not 0 <= tris.min() <= tris.max() < n):
+            raise ValueError(f"triangles must be (T, 3) indices below {n}, got shape {tris.shape}")
+        if tex.ndim != 3 or tex.shape[2] != 3 or tex.dtype != np.uint8:
+            raise ValueError(f"texture must be (H, W, 3) uint8, got {tex.shape} {tex.dtype}")
+        names = tuple(landmark_names)
+        if len(names) != N_LANDMARKS:
+            raise ValueError(f"expected {N_LANDMARKS} landmark names, got {len(names)}")
+        yaw, pitch, roll = (float(v) for v in a["pose_yaw_pitch_roll"])
+        return cls(
+            photo=str(photo),
+            bundle_id=str(face.get("bundle_id", "")),
+            landmark_names=names,
+            vertices=a["vertices"].astype(np.float32, copy=False),
+            frontal_vertices=a["frontal_vertices"].astype(np.float32, copy=False),
+            triangles=tris.astype(np.int32, copy=False),
+            uv=a["uv"].astype(np.float32, copy=False),
+            landmarks_3d=a["landmarks_3d"].astype(np.float32, copy=False),
+            landmark_visibility=a["landmark_visibility"].astype(bool, copy=False),
+            texture=tex,
+            rotation=a["pose_rotation"].astype(np.float64),
+            translation=a["pose_translation"].astype(np.float64),
+            scale=float(a["pose_scale"]),
+            yaw=yaw,
+            pitch=pitch,
+            roll=roll,
+            box=tuple(float(v) for v in a["box"][:4]),
+            image_size=(int(a["image_size"][0]), int(a["image_size"][1])),
+        )
+
+
+def _check(arrays: dict, name: str, shape: tuple[int, ...]) -> None:
+    if arrays[name].shape != shape:
+        raise ValueError(f"engine result: {name} must have shape {shape}, got {arrays[name].shape}")

@@ -1,0 +1,131 @@
+"""The engine worker (engine/worker.py): its JSON-lines protocol served in-process, and one real
+process for the stdout/stderr split and exit on end of input. Uses the mean-face bundle."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from engine.image_io import sample_photo_path
+from engine.landmarks import LANDMARK_NAMES
+from engine.worker import Worker
+
+REPO = Path(__file__).resolve().parents[2]
+NPZ_ARRAYS = {
+    "vertices", "triangles", "uv", "frontal_vertices", "landmarks_3d", "landmark_visibility", "texture",
+    "pose_rotation", "pose_translation", "pose_scale", "pose_yaw_pitch_roll", "image_size", "box",
+}  # fmt: skip
+TEXTURE = 256  # px: the smallest texture the worker accepts keeps the test fast
+
+
+@pytest.fixture(scope="module")
+def served(mean_face_bundle, tmp_path_factory):
+    """A worker whose default bundle is the mean face, and a function returning what it wrote."""
+    out = io.StringIO()
+    worker = Worker(tmp_path_factory.mktemp("workdir"), out, bundle=str(mean_face_bundle))
+
+    def messages() -> list[dict]:
+        lines = out.getvalue().splitlines()
+        out.seek(0)
+        out.truncate()
+        return [json.loads(line) for line in lines]
+
+    return worker, messages
+
+
+def _reconstruct(worker, rid, photo, **options):
+    return worker.handle({"id": rid, "cmd": "reconstruct", "photo": str(photo), "options": options})
+
+
+def test_ping_reports_the_environment(served):
+    worker, messages = served
+    assert worker.handle({"id": "p", "cmd": "ping"}) is True
+    (reply,) = messages()
+    assert reply["id"] == "p" and reply["ok"] is True and reply["torch"] and isinstance(reply["cuda"], bool)
+
+
+def test_reconstruct_writes_one_npz_per_face_and_reports_progress(served, mean_face_bundle):
+    worker, messages = served
+    _reconstruct(worker, 1, sample_photo_path(), texture_size=TEXTURE)
+    *progress, reply = messages()
+    values = [m["progress"] for m in progress]
+    assert values == sorted(values) and all(0 <= v <= 1 for v in values) and all(m["stage"] for m in progress)
+    assert reply["ok"] is True and reply["landmark_names"] == list(LANDMARK_NAMES)
+    (face,) = reply["faces"]
+    npz = Path(face["npz"])
+    assert npz.parent == worker.workdir / "1"
+    with np.load(npz) as z:
+        assert NPZ_ARRAYS <= set(z.files)
+        assert z["texture"].shape == (TEXTURE, TEXTURE, 3) and z["texture"].dtype == np.uint8
+        assert face["yaw"] == pytest.approx(float(z["pose_yaw_pitch_roll"][0]))
+        assert face["n_vertices"] == len(z["vertices"]) and face["image_size"] == list(z["image_size"])
+    assert face["bundle_id"].startswith("mean-face-test@") and reply["bundle_id"] == face["bundle_id"]
+    assert set(reply["timings_ms"]) >= {"detect", "network", "texture"}
+
+
+def test_the_model_stays_warm_and_reloads_for_another_bundle(served, mean_face_bundle, tmp_path):
+    worker, messages = served
+    worker.handle({"id": 2, "cmd": "load"})
+    messages()
+    rec = worker._rec
+    worker.handle({"id": 3, "cmd": "load"})
+    assert worker._rec is rec and "loading model" not in [m.get("stage") for m in messages()]
+    other = shutil.copytree(mean_face_bundle, tmp_path / "copy")
+    worker.handle({"id": 4, "cmd": "load", "options": {"bundle": str(other)}})
+    assert worker._rec is not rec and "loading model" in [m.get("stage") for m in messages()]
+
+
+@pytest.mark.parametrize(
+    ("request_", "kind", "text"),
+    [
+        ({"cmd": "reconstruct", "photo": "/no/such/photo.jpg"}, "bad_input", "not found"),
+        ({"cmd": "reconstruct"}, "bad_input", "photo"),
+        ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"texture_size": 300}}, "bad_input", "texture_size"),
+        ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"device": "tpu"}}, "bad_input", "device"),
+        ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"bundle": "/no/bundle"}}, "no_model", "bundle"),
+        ({"cmd": "fly"}, "bad_input", "unknown command"),
+    ],
+)
+def test_bad_requests_get_one_clear_line(served, request_, kind, text):
+    worker, messages = served
+    assert worker.handle({"id": 9, **request_}) is True
+    reply = messages()[-1]
+    assert reply["ok"] is False and reply["kind"] == kind and text in reply["error"] and "\n" not in reply["error"]
+
+
+def test_a_photo_without_a_face_is_reported_as_such(served, tmp_path):
+    worker, messages = served
+    photo = tmp_path / "grey.png"
+    cv2.imwrite(str(photo), np.full((240, 320, 3), 128, np.uint8))
+    _reconstruct(worker, 10, photo, texture_size=TEXTURE)
+    reply = messages()[-1]
+    assert reply == {"id": 10, "ok": False, "kind": "no_face", "error": "no face found in grey.png"}
+
+
+def test_cancelled_requests_stop_and_shutdown_ends_the_loop(served):
+    worker, messages = served
+    worker.cancelled.add(11)
+    _reconstruct(worker, 11, sample_photo_path(), texture_size=TEXTURE)
+    assert messages()[-1]["kind"] == "cancelled" and 11 not in worker.cancelled
+    assert worker.handle({"id": 12, "cmd": "shutdown"}) is False
+    assert messages() == [{"id": 12, "ok": True}]
+
+
+def test_the_process_speaks_only_protocol_on_stdout_and_exits_at_end_of_input(tmp_path):
+    lines = '{"id": 1, "cmd": "ping"}\nnot json\n{"id": 2, "cmd": "cancel", "target": 5}\n'
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.worker", "--workdir", str(tmp_path)],
+        input=lines, capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0
+    replies = {r["id"]: r for r in map(json.loads, proc.stdout.splitlines())}  # cancels are answered at once
+    assert set(replies) == {1, None, 2} and replies[1]["ok"] and replies[2]["ok"]
+    assert replies[None]["kind"] == "bad_input" and "ready" in proc.stderr
