@@ -3,7 +3,8 @@
 Started as ``python -m engine.worker --workdir DIR`` (the add-on's ``client`` does this), it keeps one
 :class:`~engine.api.Reconstructor` warm across requests, rebuilding it only when the requested bundle
 or device changes. Logs and anything a library prints go to stderr; stdout carries the protocol only.
-The process exits on ``shutdown`` or when stdin reaches end of file (the add-on or Blender went away).
+The process exits on ``shutdown`` or when stdin reaches end of file (the add-on or Blender went away),
+and at once with code 3 (a "No module named …" line on stderr) when the interpreter lacks torch & co.
 
 Protocol (UTF-8, one JSON object per line, every message carries the request's ``id``)::
 
@@ -19,9 +20,13 @@ Protocol (UTF-8, one JSON object per line, every message carries the request's `
     reply     {"id": 9, "ok": true, "faces": [face, ...], "bundle_id": "...", "landmark_names": [68 names],
                "timings_ms": {stage: ms}}
               {"id": 7, "ok": true, "pid": 123, "torch": "2.13.0", "cuda": false}          (ping)
+              {"id": 8, "ok": true, "bundle_id": "...", "device": "cpu"}                     (load)
+              {"id": 10, "ok": true}                                              (cancel, shutdown)
     error     {"id": 9, "ok": false, "kind": KIND, "error": "one line for the artist"}
+              (a line that is not a JSON object gets this with "id": null, kind "bad_input")
 
-    face      {"npz": "/DIR/9/face_1.npz", "yaw": .., "pitch": .., "roll": .. (degrees),
+    face      {"npz": "/DIR/9/face_1.npz", "texture_png": "/DIR/9/face_1_texture.png",
+               "yaw": .., "pitch": .., "roll": .. (degrees),
                "box": [left, top, right, bottom, score], "bundle_id": "...", "image_size": [h, w],
                "n_vertices": N}
     KIND      "no_face" (the photo holds no detectable face), "bad_input" (photo unreadable, bad
@@ -30,8 +35,9 @@ Protocol (UTF-8, one JSON object per line, every message carries the request's `
 Each face's .npz (written by :func:`engine.export.write_npz`) holds every array of the
 :class:`~engine.types.FaceReconstruction` — vertices, triangles, uv, frontal_vertices, landmarks_3d,
 landmark_visibility, texture (uint8), … — plus pose_rotation, pose_translation, pose_scale,
-pose_yaw_pitch_roll, box and image_size. Files of request ``id`` live in ``DIR/<id>/``; the client
-deletes them once it has read them.
+pose_yaw_pitch_roll, box and image_size. The texture is also written as a PNG (row 0 = v 1), encoded
+here so that Blender can pack the file as is instead of encoding it on its UI thread. Files of
+request ``id`` live in ``DIR/<id>/``; the client deletes them once it has read them.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ log = logging.getLogger("engine.worker")
 TEXTURE_SIZES = (256, 512, 1024, 2048, 4096, 8192)  # texture sides the worker accepts, px
 DEFAULT_TEXTURE_SIZE = 1024
 DEVICES = ("cpu", "cuda", "auto", "mps")
+EXIT_MISSING_PACKAGES = 3  # the interpreter lacks torch / numpy / opencv / scipy
 _EOF = object()  # reader thread → main loop: stdin closed
 
 
@@ -137,7 +144,7 @@ class Worker:
         return self._rec
 
     def reconstruct(self, rid: Any, msg: dict) -> dict:
-        from .export import write_npz
+        from .export import write_npz, write_texture_png
         from .landmarks import LANDMARK_NAMES
         from .types import BoundingBox
 
@@ -170,8 +177,10 @@ class Worker:
         out = []
         for k, face in enumerate(faces, start=1):
             path = write_npz(folder / f"face_{k}.npz", face)
+            png = write_texture_png(folder / f"face_{k}_texture.png", face.texture)
             out.append({
-                "npz": str(path), "yaw": face.pose.yaw, "pitch": face.pose.pitch, "roll": face.pose.roll,
+                "npz": str(path), "texture_png": str(png),
+                "yaw": face.pose.yaw, "pitch": face.pose.pitch, "roll": face.pose.roll,
                 "box": [*face.box.as_list(), face.box.score], "bundle_id": bundle_id,
                 "image_size": list(face.image_size), "n_vertices": int(len(face.vertices)),
             })  # fmt: skip
@@ -247,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", default=None, help="default model bundle when a request names none")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="[engine.worker] %(message)s")
+    try:
+        from . import api  # noqa: F401 - fail fast, before any request, when torch & co. are missing
+    except ImportError as exc:
+        log.error("cannot start: %s (this Python lacks the engine's packages)", exc)
+        return EXIT_MISSING_PACKAGES
     out, sys.stdout = sys.stdout, sys.stderr  # stray prints must never corrupt the protocol
     try:
         args.workdir.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ Blender never imports torch. The engine runs as ``python -m engine.worker`` in a
 (see that module for the JSON-lines protocol), so a crash or a CUDA problem cannot take Blender
 down, and Blender's own Python needs nothing installed. One :class:`EngineClient` per Blender
 session keeps one worker — and its loaded model — warm; :func:`shared_client` hands it out and
-:func:`shutdown` (on unregister and at exit) stops it.
+:func:`shutdown` (on unregister and at exit) stops it. Which interpreter runs the worker is
+:mod:`.interpreter`'s business.
 
 Threads: a reader thread turns the worker's stdout lines into messages on a queue, another keeps
 the last lines of its stderr (the worker's log, quoted when it dies). Everything else — sending,
@@ -15,24 +16,20 @@ poll from a modal timer without locks around bpy. This module imports no bpy.
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import itertools
 import json
 import os
 import queue
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ENGINE_DEPS = ("torch", "numpy", "cv2", "scipy")  # what `python -m engine.worker` imports
-ENGINE_PYTHON_ENV = "PRNET_ENGINE_PYTHON"  # environment override of the engine interpreter
 DEFAULT_TIMEOUT_S = 180.0  # per request, from submit to reply: process start + model load + a 4k texture on CPU
 STOP_GRACE_S = 3.0  # after "shutdown"/EOF, before the worker is killed
 STDERR_KEEP_LINES = 40  # worker log lines kept for error messages
@@ -71,52 +68,6 @@ class RequestFailed(EngineClientError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
-
-
-# -- locating the engine -----------------------------------------------------------------------------
-def engine_root() -> Path | None:
-    """The folder holding the ``engine`` package: inside the built extension, else the repo root."""
-    here = Path(__file__).resolve().parent
-    for folder in (here, here.parent):
-        if (folder / "engine" / "worker.py").is_file():
-            return folder
-    return None
-
-
-def venv_python(env_dir: str | Path) -> Path:
-    """The interpreter of a virtual environment folder (Windows or POSIX layout)."""
-    env_dir = Path(env_dir)
-    return env_dir / "Scripts" / "python.exe" if os.name == "nt" else env_dir / "bin" / "python"
-
-
-def current_python_has_deps() -> bool:
-    """Whether the Python running this code (Blender's) could import the engine (no import done)."""
-    return all(importlib.util.find_spec(name) is not None for name in ENGINE_DEPS)
-
-
-def find_engine_python(configured: str = "", *, extra_envs: Iterable[str | Path] = ()) -> str:
-    """The interpreter to run the engine with, by priority: ``configured`` (preferences) →
-    ``$PRNET_ENGINE_PYTHON`` → this Python if it has the engine's deps → ``python`` of each of
-    ``extra_envs`` (e.g. the add-on's installed environment) → ``.venv`` beside the engine."""
-    for explicit, what in (
-        (configured, "the engine Python set in the preferences"),
-        (os.environ.get(ENGINE_PYTHON_ENV, ""), f"${ENGINE_PYTHON_ENV}"),
-    ):
-        if explicit:
-            if not Path(explicit).is_file():
-                raise EngineUnavailable(f"{what} does not exist: {explicit}")
-            return str(explicit)
-    if sys.executable and current_python_has_deps():
-        return sys.executable
-    root = engine_root()
-    envs = [*extra_envs, *((root / ".venv",) if root is not None else ())]
-    for env in envs:
-        if venv_python(env).is_file():
-            return str(venv_python(env))
-    raise EngineUnavailable(
-        "no Python with torch found to run the engine: use Preferences › Add-ons › PRNet Face › "
-        f"Install engine, or set the engine Python (or ${ENGINE_PYTHON_ENV}) to one with {', '.join(ENGINE_DEPS)}"
-    )
 
 
 # -- requests ----------------------------------------------------------------------------------------

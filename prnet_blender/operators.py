@@ -9,6 +9,7 @@ at all (:func:`.scene_build.build_photo` removes what it made if anything fails)
 ``from __future__ import annotations``: Blender reads properties from class annotations.
 """
 
+import os
 import time
 from pathlib import Path
 
@@ -23,6 +24,11 @@ TIMER_S = 0.1  # modal poll interval: smooth progress, negligible load
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 _running = None  # the operator instance that is talking to the engine, if any (one at a time)
+
+
+def runs_blocking() -> bool:
+    """Whether ``invoke`` runs to completion instead of modal: background mode has no event loop."""
+    return bpy.app.background
 
 
 def is_busy() -> bool:
@@ -138,7 +144,7 @@ class _PhotoQueueOperator:
     # -- UI: modal on a timer ---------------------------------------------------------------------
     def invoke(self, context, event):
         global _running
-        if bpy.app.background:
+        if runs_blocking():
             return self.execute(context)
         if _running is not None:
             return self._refuse()
@@ -153,6 +159,13 @@ class _PhotoQueueOperator:
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
+        try:
+            return self._modal_step(context, event)
+        except BaseException:
+            self._end_modal(context)  # never leave the session "busy" behind an unexpected error
+            raise
+
+    def _modal_step(self, context, event):
         if event.type == "ESC" and event.value == "PRESS":
             self._engine.cancel(self._req)
             self._queue.clear()
@@ -189,9 +202,12 @@ class _PhotoQueueOperator:
 
     def _end_modal(self, context) -> None:
         global _running
-        _running = None
-        context.window_manager.event_timer_remove(self._timer)
-        context.workspace.status_text_set(None)
+        if _running is self:
+            _running = None
+        if getattr(self, "_timer", None) is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+            context.workspace.status_text_set(None)
 
     def _refuse(self):
         self.report({"WARNING"}, "PRNet is still working on a photo: wait for it, or press Esc to cancel it")
@@ -212,7 +228,7 @@ class PRNET_OT_reconstruct_photo(_PhotoQueueOperator, bpy.types.Operator):
         if not path:
             self.report({"ERROR"}, "Choose a photo first")
             return []
-        return [bpy.path.abspath(path)]
+        return [os.path.abspath(bpy.path.abspath(path))]  # "//" → the .blend's folder; the worker has another cwd
 
 
 class PRNET_OT_reconstruct_folder(_PhotoQueueOperator, bpy.types.Operator):
@@ -225,9 +241,13 @@ class PRNET_OT_reconstruct_folder(_PhotoQueueOperator, bpy.types.Operator):
     directory: StringProperty(name="Folder", subtype="DIR_PATH", options={"SKIP_SAVE"})
 
     def photos(self, context):
-        folder = Path(bpy.path.abspath(self.directory or context.scene.prnet.folder))
+        raw = self.directory or context.scene.prnet.folder
+        if not raw:
+            self.report({"ERROR"}, "Choose a folder first")
+            return []
+        folder = Path(os.path.abspath(bpy.path.abspath(raw)))
         if not folder.is_dir():
-            self.report({"ERROR"}, f"Not a folder: {folder}" if str(folder) != "." else "Choose a folder first")
+            self.report({"ERROR"}, f"Not a folder: {folder}")
             return []
         found = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
         if not found:

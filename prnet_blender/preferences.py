@@ -2,7 +2,7 @@
 an optional "Install engine" that makes that Python for the artist.
 
 The engine needs torch; Blender's own Python usually lacks it, and the add-on never installs into
-Blender. Default interpreter (see :func:`.client.find_engine_python`): the one set here →
+Blender. Default interpreter (see :func:`.interpreter.find_engine_python`): the one set here →
 ``$PRNET_ENGINE_PYTHON`` → Blender's own Python if it has the engine's packages → the environment
 "Install engine" made under the extension's user folder → a ``.venv`` beside the engine (a repo
 checkout). "Install engine" only exists when Blender may go online (``bpy.app.online_access``):
@@ -17,7 +17,7 @@ from pathlib import Path
 import bpy
 from bpy.props import FloatProperty, StringProperty
 
-from . import client
+from . import client, interpreter
 
 ENGINE_ENV_DIR = "engine_env"  # under the extension's user folder
 # The engine's runtime packages (pyproject.toml [project] dependencies; a test keeps them equal).
@@ -41,13 +41,13 @@ def user_folder(path: str = "", *, create: bool = False) -> Path:
 def engine_python(context) -> str:
     """The interpreter the engine runs with; raises client.EngineUnavailable saying how to fix it."""
     prefs = addon_preferences(context)
-    return client.find_engine_python(bpy.path.abspath(prefs.python_path), extra_envs=[user_folder(ENGINE_ENV_DIR)])
+    return interpreter.find_engine_python(bpy.path.abspath(prefs.python_path), extra_envs=[user_folder(ENGINE_ENV_DIR)])
 
 
 def engine_client(context) -> client.EngineClient:
     """The session's engine client, set up from the preferences (the worker starts on first use)."""
     prefs = addon_preferences(context)
-    root = client.engine_root()
+    root = interpreter.engine_root()
     if root is None:
         raise client.EngineUnavailable("the engine folder is missing from the add-on: reinstall the extension")
     return client.shared_client(engine_python(context), root=root, timeout_s=prefs.timeout_s)
@@ -134,7 +134,7 @@ class PRNET_OT_install_engine(bpy.types.Operator):
 
     def invoke(self, context, event):
         env = user_folder(ENGINE_ENV_DIR, create=True)
-        python = client.venv_python(env)
+        python = interpreter.venv_python(env)
         self._steps = [
             [sys.executable, "-m", "venv", str(env)],
             [str(python), "-m", "pip", "install", "--upgrade", "pip"],

@@ -36,6 +36,7 @@ class FaceResult:
     roll: float
     box: tuple[float, float, float, float]  # left, top, right, bottom, image px
     image_size: tuple[int, int]  # (height, width) px
+    texture_png: str | None = None  # the same texture as a PNG file written by the worker, if any
 
     @classmethod
     def from_reply(cls, face: dict, *, photo: str, landmark_names) -> FaceResult:
@@ -81,6 +82,7 @@ class FaceResult:
             roll=roll,
             box=tuple(float(v) for v in a["box"][:4]),
             image_size=(int(a["image_size"][0]), int(a["image_size"][1])),
+            texture_png=face.get("texture_png"),
         )
 
 

@@ -94,7 +94,7 @@ def build_face(
 ) -> bpy.types.Object:
     """Mesh object of one face, placed for the photo's camera, with material, props and landmarks."""
     mesh = build_mesh(name, face, created=created)
-    image = build_texture_image(f"{name}_texture", face.texture, created=created)
+    image = build_texture_image(f"{name}_texture", face.texture, png=face.texture_png, created=created)
     mesh.materials.append(build_material(f"{name} face", image, created=created))
     obj = _track(created, bpy.data.objects.new(name, mesh))
     collection.objects.link(obj)
@@ -147,8 +147,20 @@ def texture_pixels(texture: np.ndarray) -> np.ndarray:
     return rgba.ravel()
 
 
-def build_texture_image(name: str, texture: np.ndarray, *, created: list | None = None) -> bpy.types.Image:
-    """The UV texture as an sRGB image, packed into the .blend (saved with it, no file needed)."""
+def build_texture_image(
+    name: str, texture: np.ndarray, *, png: str | None = None, created: list | None = None
+) -> bpy.types.Image:
+    """The UV texture as an sRGB image, packed into the .blend (saved with it, no file needed).
+
+    With ``png`` (the worker's encoding of the same texture) the file's bytes are packed as they are:
+    ≈ 2 ms instead of ≈ 400 ms of float conversion and PNG encoding on Blender's UI thread at 2048².
+    """
+    if png is not None and Path(png).is_file():
+        image = _track(created, bpy.data.images.load(png, check_existing=False))
+        image.pack()
+        image.name = name
+        image.filepath_raw = f"//{name}.png"  # where "unpack" writes it, beside the .blend
+        return image
     pixels = texture_pixels(texture)
     height, width = texture.shape[:2]
     image = _track(created, bpy.data.images.new(name, width=width, height=height, alpha=False))

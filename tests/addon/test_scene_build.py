@@ -109,6 +109,21 @@ def test_uv_layer_holds_each_loops_vertex_uv_and_texture_rows_keep_their_place()
     assert_close(px[0, :, :3], face.texture[-1] / 255.0, PIXEL_LEVEL, "bottom texture row at v = 0")
 
 
+def test_a_worker_png_is_packed_as_is_with_the_same_orientation(tmp_path):
+    import cv2
+
+    face = synthetic_face()
+    png = tmp_path / "face_1_texture.png"
+    cv2.imwrite(str(png), np.ascontiguousarray(face.texture[..., ::-1]))
+    image = scene_build.build_texture_image("tex", face.texture, png=str(png))
+    assert image.name == "tex" and image.packed_file is not None and image.packed_file.size == png.stat().st_size
+    png.unlink()  # the worker's file goes away after the build: the packed bytes remain
+    h, w = TEXTURE_SHAPE[:2]
+    px = np.empty(w * h * 4, np.float32)
+    image.pixels.foreach_get(px)
+    assert_close(px.reshape(h, w, 4)[::-1, :, :3], face.texture / 255.0, PIXEL_LEVEL, "pixels, row 0 on top")
+
+
 def test_build_photo_makes_the_posed_object_material_landmarks_and_camera():
     face = synthetic_face()
     built = scene_build.build_photo(bpy.context, [face])

@@ -67,6 +67,8 @@ def test_reconstruct_writes_one_npz_per_face_and_reports_progress(served, mean_f
         assert z["texture"].shape == (TEXTURE, TEXTURE, 3) and z["texture"].dtype == np.uint8
         assert face["yaw"] == pytest.approx(float(z["pose_yaw_pitch_roll"][0]))
         assert face["n_vertices"] == len(z["vertices"]) and face["image_size"] == list(z["image_size"])
+        png = cv2.imread(face["texture_png"], cv2.IMREAD_COLOR)[..., ::-1]
+        assert np.array_equal(png, z["texture"])  # the same texture, row 0 on top
     assert face["bundle_id"].startswith("mean-face-test@") and reply["bundle_id"] == face["bundle_id"]
     assert set(reply["timings_ms"]) >= {"detect", "network", "texture"}
 

@@ -1,0 +1,132 @@
+"""The operators' UI path (modal, timer, Esc, refusing a second start) driven in this process.
+
+Background bpy has no event loop, so the test plays the window manager: it calls ``invoke`` and
+then ``modal`` with timer and Esc events, on an operator object built from the same mixin as the
+registered operators, with a real engine worker (mean-face bundle) and the real scene builder.
+The registered operators themselves run end to end in test_extension.py.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+from conftest import NO_BPY_REASON, REPO
+
+bpy = pytest.importorskip("bpy", reason=NO_BPY_REASON)
+
+from prnet_blender import client, operators, preferences, properties  # noqa: E402
+
+MODAL_TIMEOUT_S = 120.0  # the shared CI machine is slow; a warm worker answers in ≈ 2 s
+
+
+class FakeWindowManager:
+    def __init__(self):
+        self.timers, self.handlers = [], []
+
+    def event_timer_add(self, step, window=None):
+        self.timers.append(step)
+        return step
+
+    def event_timer_remove(self, timer):
+        self.timers.remove(timer)
+
+    def modal_handler_add(self, op):
+        self.handlers.append(op)
+
+
+class FakeWorkspace:
+    def __init__(self):
+        self.status = []
+
+    def status_text_set(self, text):
+        self.status.append(text)
+
+
+class PhotoOperator(operators._PhotoQueueOperator):
+    """The mixin as Blender would run it, minus registration: reports are collected."""
+
+    def __init__(self, photo):
+        self.photo, self.reports = str(photo), []
+        self.properties = SimpleNamespace(is_property_set=lambda name: False)
+
+    def photos(self, context):
+        return [self.photo]
+
+    def report(self, level, message):
+        self.reports.append((set(level), message))
+
+
+@pytest.fixture
+def ui(monkeypatch, mean_face_bundle):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.utils.register_class(properties.PRNET_PG_settings)
+    properties.register_settings()
+    bpy.context.scene.prnet.texture_size = "512"
+    engine = client.EngineClient(sys.executable, root=REPO, timeout_s=MODAL_TIMEOUT_S)
+    monkeypatch.setattr(operators, "runs_blocking", lambda: False)
+    monkeypatch.setattr(preferences, "engine_client", lambda context: engine)
+    monkeypatch.setattr(preferences, "bundle_override", lambda context: str(mean_face_bundle))
+    context = SimpleNamespace(
+        scene=bpy.context.scene, view_layer=bpy.context.view_layer, window=None,
+        window_manager=FakeWindowManager(), workspace=FakeWorkspace(),
+    )  # fmt: skip
+    yield context
+    engine.stop()
+    properties.unregister_settings()
+    bpy.utils.unregister_class(properties.PRNET_PG_settings)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def _event(kind, value="NOTHING"):
+    return SimpleNamespace(type=kind, value=value)
+
+
+def test_modal_run_shows_progress_refuses_a_second_start_and_builds(ui, sample_photo):
+    op = PhotoOperator(sample_photo)
+    assert op.invoke(ui, _event("NONE")) == {"RUNNING_MODAL"} and operators.is_busy()
+    second = PhotoOperator(sample_photo)
+    assert second.invoke(ui, _event("NONE")) == {"CANCELLED"}
+    assert second.reports[0][0] == {"WARNING"} and "still working" in second.reports[0][1]
+    assert op.modal(ui, _event("MOUSEMOVE")) == {"PASS_THROUGH"}  # the UI stays live
+    deadline = time.monotonic() + MODAL_TIMEOUT_S
+    while (state := op.modal(ui, _event("TIMER"))) == {"PASS_THROUGH"} and time.monotonic() < deadline:
+        time.sleep(operators.TIMER_S)
+    assert state == {"FINISHED"} and not operators.is_busy()
+    assert op.reports[-1][0] == {"INFO"} and op.reports[-1][1].startswith("astronaut: 1 face(s)")
+    assert "Esc to cancel" in ui.workspace.status[0] and ui.workspace.status[-1] is None
+    assert not ui.window_manager.timers and "astronaut" in bpy.data.objects
+
+
+def test_esc_cancels_and_leaves_the_scene_as_it_was(ui, sample_photo):
+    before = len(bpy.data.objects)
+    op = PhotoOperator(sample_photo)
+    op.invoke(ui, _event("NONE"))
+    assert op.modal(ui, _event("ESC", "PRESS")) == {"CANCELLED"}
+    assert op.reports == [({"WARNING"}, "Reconstruction cancelled")] and not operators.is_busy()
+    assert len(bpy.data.objects) == before and not ui.window_manager.timers and ui.workspace.status[-1] is None
+
+
+def test_the_image_editors_photo_becomes_the_photo_to_reconstruct(sample_photo):
+    """Registers the whole add-on from source (the classes tuple), then uses an Image Editor's image."""
+    import prnet_blender
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    prnet_blender.register()
+    try:
+        window = bpy.context.window_manager.windows[0]
+        area = window.screen.areas[0]
+        area.type = "IMAGE_EDITOR"
+        area.spaces.active.image = bpy.data.images.load(str(sample_photo))
+        with bpy.context.temp_override(window=window, screen=window.screen, area=area):
+            assert bpy.ops.prnet.use_editor_image() == {"FINISHED"}
+            assert bpy.context.scene.prnet.filepath == str(sample_photo)
+            area.spaces.active.image = bpy.data.images.new("generated", 4, 4)
+            with pytest.raises(RuntimeError, match="no file on disk"):
+                bpy.ops.prnet.use_editor_image()
+    finally:
+        prnet_blender.unregister()
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+    assert "prnet" not in bpy.types.Scene.bl_rna.properties  # unregister removed the settings
