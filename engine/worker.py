@@ -174,6 +174,7 @@ class Worker:
         folder = self.workdir / str(rid)
         folder.mkdir(parents=True, exist_ok=True)
         bundle_id = rec.bundle.bundle_id
+        background = _upright_copy(photo, folder)
         out = []
         for k, face in enumerate(faces, start=1):
             path = write_npz(folder / f"face_{k}.npz", face)
@@ -183,11 +184,32 @@ class Worker:
                 "yaw": face.pose.yaw, "pitch": face.pose.pitch, "roll": face.pose.roll,
                 "box": [*face.box.as_list(), face.box.score], "bundle_id": bundle_id,
                 "image_size": list(face.image_size), "n_vertices": int(len(face.vertices)),
+                "background": background,
             })  # fmt: skip
         return {
             "id": rid, "ok": True, "faces": out, "bundle_id": bundle_id, "landmark_names": list(LANDMARK_NAMES),
             "timings_ms": _stage_ms(rec.last_times),
         }  # fmt: skip
+
+
+def _upright_copy(photo: str, folder: Path) -> str:
+    """The photo as the face's image frame sees it: the file itself, or an upright PNG copy when the
+    file carries an EXIF rotation (Blender shows images as stored, the engine turns them upright)."""
+    from .image_header import read_header
+    from .image_io import load_image
+
+    try:
+        with open(photo, "rb") as f:
+            orientation = read_header(f.read()).orientation
+    except (OSError, ValueError):
+        return photo
+    if orientation in (0, 1):
+        return photo
+    import cv2
+
+    path = folder / "photo_upright.png"
+    cv2.imwrite(str(path), cv2.cvtColor(load_image(photo), cv2.COLOR_RGB2BGR))
+    return str(path)
 
 
 def _stage_ms(times) -> dict[str, float]:

@@ -37,6 +37,7 @@ class FaceResult:
     box: tuple[float, float, float, float]  # left, top, right, bottom, image px
     image_size: tuple[int, int]  # (height, width) px
     texture_png: str | None = None  # the same texture as a PNG file written by the worker, if any
+    background: str | None = None  # upright copy of an EXIF-rotated photo (worker temp file), if any
 
     @classmethod
     def from_reply(cls, face: dict, *, photo: str, landmark_names) -> FaceResult:
@@ -83,6 +84,7 @@ class FaceResult:
             box=tuple(float(v) for v in a["box"][:4]),
             image_size=(int(a["image_size"][0]), int(a["image_size"][1])),
             texture_png=face.get("texture_png"),
+            background=face.get("background") if face.get("background") not in (None, str(photo)) else None,
         )
 
 

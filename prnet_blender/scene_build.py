@@ -211,7 +211,9 @@ def build_camera(ref: FaceResult, *, name: str, collection, created: list) -> bp
     cam.ortho_scale = setup.ortho_scale
     cam.sensor_fit = "AUTO"
     cam.clip_start, cam.clip_end = setup.clip
-    photo = _load_photo(ref.photo, created)
+    photo = _load_photo(ref.background or ref.photo, created)
+    if photo is not None and ref.background:
+        photo.pack()  # the upright copy lives in the worker's temp folder: keep its pixels in the .blend
     if photo is not None:
         bg = cam.background_images.new()
         bg.image = photo

@@ -131,3 +131,25 @@ def test_the_process_speaks_only_protocol_on_stdout_and_exits_at_end_of_input(tm
     replies = {r["id"]: r for r in map(json.loads, proc.stdout.splitlines())}  # cancels are answered at once
     assert set(replies) == {1, None, 2} and replies[1]["ok"] and replies[2]["ok"]
     assert replies[None]["kind"] == "bad_input" and "ready" in proc.stderr
+
+
+def test_an_exif_rotated_photo_gets_an_upright_background(served, tmp_path):
+    """Blender shows images as stored; the face lives in the upright frame, so the worker hands the
+    add-on an upright copy for the camera background (and the photo itself when none is needed)."""
+    import struct
+
+    worker, messages = served
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1)
+    tiff += struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack("<I", 0)  # orientation 6
+    payload = b"Exif\x00\x00" + tiff
+    app1 = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+    stored = cv2.rotate(cv2.imread(str(sample_photo_path()))[:, :400], cv2.ROTATE_90_COUNTERCLOCKWISE)
+    data = cv2.imencode(".jpg", stored)[1].tobytes()
+    rotated = tmp_path / "phone.jpg"
+    rotated.write_bytes(data[:2] + app1 + data[2:])
+    _reconstruct(worker, "exif", rotated, texture_size=TEXTURE, boxes=[[150, 40, 310, 200]])
+    face = messages()[-1]["faces"][0]
+    upright = cv2.imread(face["background"])
+    assert upright.shape[:2] == tuple(face["image_size"]) == (512, 400)
+    _reconstruct(worker, "plain", sample_photo_path(), texture_size=TEXTURE, boxes=[[150, 40, 310, 200]])
+    assert messages()[-1]["faces"][0]["background"] == str(sample_photo_path())
