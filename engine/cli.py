@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "texture_size", 1024) and not 256 <= args.texture_size <= 4096:
-        print(f"error: --texture-size must be within 256..4096, got {args.texture_size}", file=sys.stderr)
+    size = getattr(args, "texture_size", None)
+    if size is not None and not 256 <= size <= 4096:
+        print(f"error: --texture-size must be within 256..4096, got {size}", file=sys.stderr)
         return EXIT_USAGE
     return int(args.func(args))

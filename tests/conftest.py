@@ -1,40 +1,16 @@
-"""Shared fixtures: the ../shared data folder (or a skip), and a tiny deterministic model bundle.
-
-The "mean-face bundle" is a real bundle whose network ignores its input: a 256-input ResFCN of width
-1/8 whose last batch norm has gain 0 and bias 0 (sigmoid 0.5), on top of a mean map that is the
-layout's canonical face placed in the crop. Every crop therefore yields exactly that face, which makes
-the whole pipeline (crop → read-out → image frame → mesh, pose, texture, exports) checkable against
-closed-form expectations without a trained model.
-"""
+"""Shared fixtures: the ../shared data folder (or a skip), and the deterministic mean-face bundle
+(tests/mean_face.py)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
-
-from engine.bundle import save_bundle
-from engine.layout import default_layout
-from engine.model import PositionMapNet
-from engine.position_map import map_from_vertices
+from mean_face import build_mean_face_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PRNET_SHARED_DATA", REPO.parent / "shared" / "data"))
-MEAN_FACE_INPUT = 256  # px: the layout's own size, so the read-out of the mean map is exact
-MEAN_FACE_WIDTH = 0.125
-MEAN_FACE_PX_PER_MM = 0.9  # crop px per canonical mm: a ≈ 140 px wide face in the 256 crop
-
-
-def mean_face_crop(layout=None) -> np.ndarray:
-    """(N, 3) float32: the canonical face in crop px (x right, y down, z toward camera, min z 0)."""
-    layout = layout or default_layout()
-    v = layout.canonical_vertices.astype(np.float64) * MEAN_FACE_PX_PER_MM
-    v[:, :2] += (MEAN_FACE_INPUT - 1) / 2
-    v[:, 2] -= v[:, 2].min()
-    return v.astype(np.float32)
 
 
 @pytest.fixture(scope="session")
@@ -46,14 +22,4 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def mean_face_bundle(tmp_path_factory) -> Path:
-    layout = default_layout()
-    torch.manual_seed(0)
-    model = PositionMapNet(
-        input_size=MEAN_FACE_INPUT, width=MEAN_FACE_WIDTH, output_kind="mean_residual", output_scale=1.0
-    )
-    face_map = np.nan_to_num(map_from_vertices(mean_face_crop(layout), layout), nan=0.0)
-    model.mean_map.copy_(torch.from_numpy(face_map.transpose(2, 0, 1))[None])
-    model.init_near_mean(gain=0.0)
-    path = tmp_path_factory.mktemp("bundles") / "mean_face"
-    save_bundle(path, name="mean-face-test", model=model, layout=layout, metadata={"licence": "test only"}, half=False)
-    return path
+    return build_mean_face_bundle(tmp_path_factory.mktemp("bundles") / "mean_face")

@@ -1,7 +1,7 @@
 """The add-on's engine client (prnet_blender/client.py) against real worker processes.
 
 No bpy needed: the client is plain Python. The engine runs with this interpreter and the
-deterministic mean-face bundle (tests/conftest.py).
+deterministic mean-face bundle (tests/mean_face.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from addon_env import REPO
 
 from prnet_blender import client, interpreter
 from prnet_blender.result import FaceResult

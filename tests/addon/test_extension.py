@@ -17,9 +17,9 @@ import zipfile
 
 import numpy as np
 import pytest
+from addon_env import HAS_BPY, NO_BPY_REASON, REPO
 from addon_tolerances import PIXEL_LEVEL, POSE_DEG
 from arrays import assert_close
-from conftest import HAS_BPY, NO_BPY_REASON, REPO
 
 from engine.api import Reconstructor
 from engine.landmarks import LANDMARK_NAMES

@@ -13,7 +13,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from conftest import NO_BPY_REASON, REPO
+from addon_env import NO_BPY_REASON, REPO
 
 bpy = pytest.importorskip("bpy", reason=NO_BPY_REASON)
 

@@ -12,7 +12,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import HAS_BPY, NO_BPY_REASON, REPO
+from addon_env import HAS_BPY, NO_BPY_REASON, REPO
 
 pytestmark = pytest.mark.skipif(not HAS_BPY, reason=NO_BPY_REASON)
 RENDER_TIMEOUT_S = 300

@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 import pytest
+from addon_env import NO_BPY_REASON, SAMPLE_PHOTO
 from addon_tolerances import BLENDER_ROTATION_ENTRY, FLOAT32_M, MESH_BUILD_MS, PIXEL_LEVEL, UV_EXACT
 from arrays import assert_close
-from conftest import NO_BPY_REASON, SAMPLE_PHOTO
 
 bpy = pytest.importorskip("bpy", reason=NO_BPY_REASON)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from arrays import assert_close
-from conftest import MEAN_FACE_INPUT, MEAN_FACE_PX_PER_MM, mean_face_crop
+from mean_face import MEAN_FACE_INPUT, MEAN_FACE_PX_PER_MM, mean_face_crop
 from synthetic import gradient_photo
 
 from engine.api import Reconstructor

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import HAS_BPY, NO_BPY_REASON, REPO
+from addon_env import HAS_BPY, NO_BPY_REASON, REPO
 
 
 def _loaded_after(statement: str) -> set[str]:
