@@ -91,6 +91,7 @@ class Reconstructor:
         self.refine = refine
         self.amp_dtype = _autocast_dtype(self.device)
         self.last_times = StageTimes()
+        self._crop_seconds = 0.0  # accumulated by run_network, reported apart from the network
 
     @classmethod
     def from_bundle(cls, path: str | Path | None = None, *, device: str | None = "cpu", **options) -> Reconstructor:
@@ -112,7 +113,9 @@ class Reconstructor:
     def run_network(self, image: np.ndarray, rois: list[BoundingBox]) -> tuple[np.ndarray, list[CropTransform]]:
         """One pass: crop every roi of the RGB ``image`` and predict (F, S, S, 3) maps (crop px)."""
         s = self.bundle.input_size
+        t0 = time.perf_counter()
         crops, transforms = zip(*(crop_image(image, roi, s) for roi in rois))
+        self._crop_seconds += time.perf_counter() - t0
         return self.predict_maps(np.stack(crops)), list(transforms)
 
     def predict(
@@ -156,6 +159,7 @@ class Reconstructor:
         if not rois:
             self.last_times = StageTimes(decode=(t1 - t0) * 1e3, detect=(t2 - t1) * 1e3)
             return []
+        self._crop_seconds = 0.0
         maps, transforms, rois = self.predict(rgb, rois)
         t3 = time.perf_counter()
         faces_out, t_tex = [], 0.0

@@ -115,7 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", type=Path, default=default_cache_dir() / "labels")
     ap.add_argument("--dev", type=Path, default=shared_data_dir() / "aflw2000_dev")
     ap.add_argument("--bundle-out", type=Path, default=None, help="export a bundle here after each epoch")
-    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="continue runs/…/checkpoint.pt (optimizer included)")
+    ap.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from a bundle's weights (e.g. weights/default) with a fresh optimizer and schedule",
+    )
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="most intra-op threads to use")
     args = ap.parse_args(argv)
     t_start = time.time()
@@ -144,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         step, cpu_seconds = ck["step"], ck["cpu_seconds"]
         rng.bit_generator.state = ck["rng"]
         torch.set_rng_state(ck["torch_rng"])
+    elif args.init_from is not None:
+        from ..bundle import load_bundle
+
+        start = load_bundle(args.init_from).build_model("cpu")
+        model.load_state_dict(start.state_dict(), strict=True)
     else:
         model.mean_map.copy_(mean_map(np.asarray(crops), params, lb, rng))
         model.init_near_mean()
