@@ -85,11 +85,11 @@ class ThreadTuner:
             self.times[self.current].append(seconds)
 
 
-def lr_at(step: int, total: int) -> float:
+def lr_at(step: int, total: int, peak: float = PEAK_LR) -> float:
     if step < WARMUP_STEPS:
-        return PEAK_LR * (step + 1) / WARMUP_STEPS
+        return peak * (step + 1) / WARMUP_STEPS
     t = min(1.0, (step - WARMUP_STEPS) / max(1, total - WARMUP_STEPS))
-    return PEAK_LR * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * t)))
+    return peak * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 def mean_map(crops: np.ndarray, params: np.ndarray, lb, rng: np.random.Generator) -> torch.Tensor:
@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", type=Path, default=default_cache_dir() / "labels")
     ap.add_argument("--dev", type=Path, default=shared_data_dir() / "aflw2000_dev")
     ap.add_argument("--bundle-out", type=Path, default=None, help="export a bundle here after each epoch")
+    ap.add_argument("--peak-lr", type=float, default=PEAK_LR, help="peak learning rate (lower for a warm restart)")
     ap.add_argument("--resume", action="store_true", help="continue runs/…/checkpoint.pt (optimizer included)")
     ap.add_argument(
         "--init-from",
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         idx = np.sort(order[i * BATCH : (i + 1) * BATCH])
         images, targets = make_batch(np.asarray(crops[idx]), params[idx], lb, rng, augment=True)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, total)
+            g["lr"] = lr_at(step, total, args.peak_lr)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             pred = model(to_input(images))
         # NHWC on both sides: the gradient then reaches the network channels_last (fast convs)
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         if step % 100 == 0:
             print(
                 f"step {step}/{total} epoch {epoch} loss {np.mean(running[-100:]):.3f} px "
-                f"lr {lr_at(step, total):.2e} threads {tuner.current} {time.time() - t_start:.0f} s",
+                f"lr {lr_at(step, total, args.peak_lr):.2e} threads {tuner.current} {time.time() - t_start:.0f} s",
                 flush=True,
             )
         out_of_time = (time.time() - t_start) / 60 > args.stop_after_min
