@@ -21,6 +21,7 @@ from .crop import CropTransform, crop_image, roi_from_landmarks
 from .detect import FaceDetector, get_detector, roi_from_detection
 from .image_io import load_image
 from .mesh import mesh_uv, vertex_colors
+from .model import predict_position_maps
 from .pose import estimate_pose, frontalize
 from .position_map import map_from_vertices
 from .readout import Readout
@@ -99,16 +100,9 @@ class Reconstructor:
         return cls(load_bundle(path if path is not None else default_bundle_path()), device=device, **options)
 
     # -- network ----------------------------------------------------------------------------------
-    @torch.no_grad()
     def predict_maps(self, crops: np.ndarray) -> np.ndarray:
         """(B, S, S, 3) uint8 RGB crops → (B, S, S, 3) float32 position maps in crop px."""
-        x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-        x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(
-            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
-        ):
-            y = self.model(x)
-        return y.float().permute(0, 2, 3, 1).cpu().numpy()
+        return predict_position_maps(self.model, crops, amp_dtype=self.amp_dtype)
 
     def run_network(self, image: np.ndarray, rois: list[BoundingBox]) -> tuple[np.ndarray, list[CropTransform]]:
         """One pass: crop every roi of the RGB ``image`` and predict (F, S, S, 3) maps (crop px)."""

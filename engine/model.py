@@ -12,6 +12,7 @@ crop frame (crop pixels of the input size S, x right, y down, z toward the camer
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -53,3 +54,26 @@ class PositionMapNet(nn.Module):
         last_bn = self.net.decoder[-1][1]
         nn.init.constant_(last_bn.weight, gain)
         nn.init.zeros_(last_bn.bias)
+
+
+def crops_to_input(crops: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """(B, S, S, 3) uint8 RGB crops → (B, 3, S, S) float in [0, 1], channels_last (the fast layout)."""
+    x = torch.from_numpy(np.ascontiguousarray(crops)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def predict_position_maps(
+    model: nn.Module, crops: np.ndarray, *, amp_dtype: torch.dtype | None = None, batch: int | None = None
+) -> np.ndarray:
+    """(B, S, S, 3) uint8 RGB crops → (B, S, S, 3) float32 position maps in crop px, ``batch`` at a time,
+    under autocast to ``amp_dtype`` when given (the head stays fp32, see engine.network)."""
+    device = next(model.parameters()).device
+    step = batch or max(len(crops), 1)
+    out = []
+    for i in range(0, len(crops), step):
+        x = crops_to_input(crops[i : i + step], device)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            y = model(x)
+        out.append(y.float().permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(out)

@@ -15,6 +15,7 @@ import torch
 
 from ..crop import CropTransform, crop_image
 from ..layout import UVLayout
+from ..model import predict_position_maps
 from ..readout import Readout
 from ..types import BoundingBox
 from .metrics import binned, nme_per_image
@@ -45,20 +46,8 @@ class DevSet:
         return cls(names, np.stack(crops), transforms, gt, np.abs(np.load(folder / "yaw.npy")))
 
 
-@torch.no_grad()
-def predict_maps(model: torch.nn.Module, crops: np.ndarray) -> np.ndarray:
-    """(N, S, S, 3) uint8 RGB → (N, S, S, 3) float32 position maps in crop px."""
-    out = []
-    for i in range(0, len(crops), EVAL_BATCH):
-        x = torch.from_numpy(crops[i : i + EVAL_BATCH]).permute(0, 3, 1, 2).float().div_(255.0)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            y = model(x.contiguous(memory_format=torch.channels_last))
-        out.append(y.float().permute(0, 2, 3, 1).numpy())
-    return np.concatenate(out)
-
-
 def evaluate_model(model: torch.nn.Module, dev: DevSet, layout: UVLayout) -> dict[str, dict[str, float]]:
-    maps = predict_maps(model, dev.crops)
+    maps = predict_position_maps(model, dev.crops, amp_dtype=torch.bfloat16, batch=EVAL_BATCH)
     readout = Readout.build(layout, maps.shape[1])
     pred = np.stack([t.to_image(readout.keypoints(m)) for m, t in zip(maps, dev.transforms)])
     return {

@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from ..bundle import save_bundle
 from ..layout import default_layout
-from ..model import PositionMapNet
+from ..model import PositionMapNet, crops_to_input
 from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
 from .dataset import build_label_basis, make_batch
 from .evaluate import DevSet, evaluate_model
@@ -100,11 +100,6 @@ def mean_map(crops: np.ndarray, params: np.ndarray, lb, rng: np.random.Generator
     _, (r, c) = ndimage.distance_transform_edt(~valid, return_indices=True)
     m = m[r, c]  # outside the labelled pixels: nearest labelled value (smooth, never read)
     return torch.from_numpy(np.ascontiguousarray(m.transpose(2, 0, 1)))[None].float()
-
-
-def to_input(images: np.ndarray) -> torch.Tensor:
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
-    return x.contiguous(memory_format=torch.channels_last)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, args.peak_lr)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            pred = model(to_input(images))
+            pred = model(crops_to_input(images))
         # NHWC on both sides: the gradient then reaches the network channels_last (fast convs)
         err = torch.linalg.vector_norm(pred.float().permute(0, 2, 3, 1) - torch.from_numpy(targets), dim=-1)
         loss = (err * weights).sum() / (weights.sum() * len(images))
