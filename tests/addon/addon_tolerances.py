@@ -12,5 +12,3 @@ BLENDER_ROTATION_ENTRY = 1e-5  # same through Blender's float32 Euler / matrix_w
 POSE_DEG = 0.1  # object rotation vs the engine's pose (issue 4)
 UV_EXACT = 1e-6  # texture coordinates (float32)
 PIXEL_LEVEL = 0.5 / 255  # an 8-bit texel stored in Blender's float pixels
-MESH_BUILD_MS = 150.0  # 45k-vertex mesh via foreach_set: 45 ms measured on the loaded 2-core CI machine,
-# the issue's budget is 50 ms on an idle one; this bound only catches a fall back to Python loops (> 1 s)

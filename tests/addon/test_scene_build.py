@@ -8,12 +8,11 @@ the camera with y up), 68 landmarks and a texture whose rows are distinguishable
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
 from addon_env import NO_BPY_REASON, SAMPLE_PHOTO
-from addon_tolerances import BLENDER_ROTATION_ENTRY, FLOAT32_M, MESH_BUILD_MS, PIXEL_LEVEL, UV_EXACT
+from addon_tolerances import BLENDER_ROTATION_ENTRY, FLOAT32_M, PIXEL_LEVEL, UV_EXACT
 from arrays import assert_close
 
 bpy = pytest.importorskip("bpy", reason=NO_BPY_REASON)
@@ -199,7 +198,9 @@ def test_a_failure_leaves_nothing_behind():
     assert _counts() == before
 
 
-def test_a_full_size_mesh_builds_within_budget():
+def test_a_full_size_mesh_builds_whole():
+    """The real layout's 45k vertices and 89k triangles, all in the mesh (its speed is measured by
+    benchmarks/blender_click.py, not asserted here)."""
     from engine.layout import default_layout
 
     lay = default_layout()
@@ -210,10 +211,10 @@ def test_a_full_size_mesh_builds_within_budget():
         "frontal_vertices": lay.canonical_vertices.astype(np.float32), "triangles": lay.triangles.astype(np.int32),
         "uv": np.random.default_rng(0).random((n, 2), dtype=np.float32), "vertices": np.zeros((n, 3), np.float32),
     })  # fmt: skip
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        mesh = scene_build.build_mesh("full", big)
-        times.append((time.perf_counter() - t0) * 1e3)
+    mesh = scene_build.build_mesh("full", big)
+    try:
+        assert len(mesh.vertices) == n
+        assert len(mesh.polygons) == len(lay.triangles)
+        assert len(mesh.uv_layers) == 1 and len(mesh.uv_layers[0].data) == 3 * len(lay.triangles)
+    finally:
         bpy.data.meshes.remove(mesh)
-    assert min(times) < MESH_BUILD_MS, f"mesh build took {min(times):.0f} ms"

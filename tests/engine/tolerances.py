@@ -45,5 +45,3 @@ VERTEX_TEXELS_SEEN_MIN = 0.8  # vertices whose uv texel is in the mask at 20° y
 # hidden vertices and texels just outside the mesh's UV footprint at its border are not)
 SYMMETRIC_FILLED_MIN = 0.8  # far-half texels in the mask after symmetric fill at 80° yaw
 
-# ---- timing, milliseconds (minimum over a few runs, generous for a loaded CI machine) ------------
-MAP_SAMPLER_MS = 3.0  # MapSampler read of 45k vertices (brief's requirement)
