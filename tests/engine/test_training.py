@@ -6,8 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
-from engine.training.train import WARMUP_STEPS, ThreadTuner, lr_at
+from engine.training.train import WARMUP_STEPS, ThreadTuner, lr_at, training_memory_format
 
 TEACHER_BALANCED = (3.80, 0.07)  # %: the measured teacher figure and our tolerance (we get 3.74)
 TEACHER_BINS = ((2.92, 0.05), (3.60, 0.05))  # the [0,30] and (30,60] bins match to 0.01
@@ -34,6 +35,22 @@ def test_thread_tuner_picks_the_faster_setting():
         tuner.after_step(step, fake[tuner.current])
         step += 1
     assert tuner.current == 1
+
+
+def test_thread_tuner_can_start_inside_a_probe_window():
+    tuner = ThreadTuner(2)
+    for step in range(3, ThreadTuner.RETUNE_EVERY):  # as when --resume lands at step 3
+        tuner.before_step(step)
+        tuner.after_step(step, 0.1 if tuner.current == 2 else 0.3)
+    assert tuner.current == 2
+
+
+def test_training_memory_format_follows_amx():
+    intel = "flags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+    amd = "flags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n"
+    assert training_memory_format(intel) == torch.channels_last
+    assert training_memory_format(amd) == torch.contiguous_format
+    assert training_memory_format("") == torch.contiguous_format
 
 
 @pytest.fixture(scope="module")
