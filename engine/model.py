@@ -56,10 +56,15 @@ class PositionMapNet(nn.Module):
         nn.init.zeros_(last_bn.bias)
 
 
-def crops_to_input(crops: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
-    """(B, S, S, 3) uint8 RGB crops → (B, 3, S, S) float in [0, 1], channels_last (the fast layout)."""
+def crops_to_input(
+    crops: np.ndarray,
+    device: str | torch.device = "cpu",
+    memory_format: torch.memory_format = torch.channels_last,
+) -> torch.Tensor:
+    """(B, S, S, 3) uint8 RGB crops → (B, 3, S, S) float in [0, 1], in ``memory_format`` (channels_last,
+    the fast layout for inference, unless asked otherwise)."""
     x = torch.from_numpy(np.ascontiguousarray(crops)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
-    return x.contiguous(memory_format=torch.channels_last)
+    return x.contiguous(memory_format=memory_format)
 
 
 @torch.no_grad()

@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, args.peak_lr)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            pred = model(crops_to_input(images).contiguous(memory_format=memory_format))
+            pred = model(crops_to_input(images, memory_format=memory_format))
         # NHWC on both sides: the gradient then reaches a channels_last network channels_last
         err = torch.linalg.vector_norm(pred.float().permute(0, 2, 3, 1) - torch.from_numpy(targets), dim=-1)
         loss = (err * weights).sum() / (weights.sum() * len(images))

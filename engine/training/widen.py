@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from ..model import PositionMapNet
-from ..network import SamePadConv, SamePadDeconv
 
 SYMMETRY_NOISE = 0.01  # of each tensor's std: ≪ the trained weights, ≫ float rounding
 
@@ -44,21 +43,19 @@ def widen(narrow: PositionMapNet, width: float, *, noise: float = SYMMETRY_NOISE
     small = dict(narrow.named_modules())
     with torch.no_grad():
         for name, big in wide.named_modules():
-            if isinstance(big, (SamePadConv, SamePadDeconv)):
-                conv_b = big.conv if isinstance(big, SamePadConv) else big.deconv
-                conv_s = small[name].conv if isinstance(big, SamePadConv) else small[name].deconv
+            if isinstance(big, (nn.Conv2d, nn.ConvTranspose2d)):
                 # Conv2d weights are (out, in, h, w); ConvTranspose2d weights are (in, out, h, w)
-                in_dim, out_dim = (1, 0) if isinstance(big, SamePadConv) else (0, 1)
-                w = conv_s.weight.detach()
-                src_in, copies_in = _source_map(w.shape[in_dim], conv_b.weight.shape[in_dim])
-                src_out, _ = _source_map(w.shape[out_dim], conv_b.weight.shape[out_dim])
+                in_dim, out_dim = (0, 1) if isinstance(big, nn.ConvTranspose2d) else (1, 0)
+                w = small[name].weight.detach()
+                src_in, copies_in = _source_map(w.shape[in_dim], big.weight.shape[in_dim])
+                src_out, _ = _source_map(w.shape[out_dim], big.weight.shape[out_dim])
                 w = w.index_select(in_dim, src_in).index_select(out_dim, src_out)
                 shape = [1] * w.ndim
                 shape[in_dim] = -1
                 w = w / copies_in.view(shape)
                 if noise:
                     w = w + noise * w.std() * torch.randn(w.shape, generator=gen)
-                conv_b.weight.copy_(w)
+                big.weight.copy_(w)
             elif isinstance(big, nn.BatchNorm2d):
                 bn_s = small[name]
                 src, _ = _source_map(bn_s.num_features, big.num_features)
