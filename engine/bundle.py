@@ -2,7 +2,8 @@
 
 A bundle is a folder::
 
-    bundle.json                 metadata (format, network, output parameterisation, layout, provenance)
+    bundle.json                 metadata (format, network, output parameterisation, layout, provenance,
+                                optional "inference": {"flip_average": true} — the model's default)
     weights-<sha256[:12]>.pt    a plain state dict (tensors only; fp16 allowed, cast up on load)
     layout.npz                  the UV layout (engine.layout), the mesh the model's maps are read into
 
@@ -54,6 +55,7 @@ class ModelBundle:
     weights_file: Path
     weights_sha256: str
     metadata: dict[str, Any] = field(default_factory=dict)  # provenance, metrics, licence
+    flip_average: bool = False  # the model's default inference: average with its mirrored crop
 
     @property
     def bundle_id(self) -> str:
@@ -115,12 +117,20 @@ def load_bundle(path: str | Path) -> ModelBundle:
         weights_sha, layout_sha = files["weights"]["sha256"], files["layout"]["sha256"]
         input_size, width = int(net["input_size"]), float(net["width"])
         output_scale = float(out["scale"])
+        flip_average = meta.get("inference", {}).get("flip_average", False)
+        if not isinstance(flip_average, bool):
+            raise BundleFormatError(f"{meta_path}: inference.flip_average must be true or false")
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, BundleFormatError):
             raise
         raise BundleFormatError(f"{meta_path} is not valid bundle metadata: {exc!r}") from exc
     _check_hash(weights_file, weights_sha, "weights")
     _check_hash(layout_file, layout_sha, "layout")
+    layout = load_layout(layout_file)
+    if flip_average and not layout.mirrors_by_columns:
+        raise BundleFormatError(
+            f"{meta_path}: inference.flip_average is set, but layout {layout.layout_id!r} does not mirror by columns"
+        )
     return ModelBundle(
         path=path,
         name=str(meta.get("name", path.name)),
@@ -128,10 +138,11 @@ def load_bundle(path: str | Path) -> ModelBundle:
         width=width,
         output_kind=out["kind"],
         output_scale=output_scale,
-        layout=load_layout(layout_file),
+        layout=layout,
         weights_file=weights_file,
         weights_sha256=weights_sha,
         metadata=meta,
+        flip_average=flip_average,
     )
 
 

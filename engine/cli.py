@@ -51,7 +51,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     try:
         boxes = _read_boxes(args.boxes) if args.boxes else {}
         check_writable(args.output)
-        rec = Reconstructor.from_bundle(args.bundle, device=args.device)
+        rec = Reconstructor.from_bundle(args.bundle, device=args.device, flip_average=args.flip_average)
     except (EngineError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -102,7 +102,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     try:
         run_evaluation(
-            args.folder, bundle=args.bundle, json_out=args.json, use_detector=args.detector, device=args.device
+            args.folder,
+            bundle=args.bundle,
+            json_out=args.json,
+            use_detector=args.detector,
+            device=args.device,
+            flip_average=args.flip_average,
         )
     except (EngineError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -125,6 +130,16 @@ def cmd_import_prnet(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_flip_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--flip-average",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each face with its mirror image's prediction (2× network time; default: the bundle's setting, "
+        "on for the shipped model)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m engine", description="PRNet-style 3D face reconstruction")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -144,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--all-faces", action="store_true", help="every face found (default: the largest)")
     r.add_argument("--symmetric-fill", action="store_true", help="fill the hidden side of the texture by symmetry")
     r.add_argument("--extra-formats", nargs="*", choices=("ply", "npz"), help="also write these formats")
+    _add_flip_option(r)
     r.set_defaults(func=cmd_reconstruct)
 
     b = sub.add_parser("bench", help="per-stage latency on the sample photo")
@@ -159,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
     e.add_argument("--detector", action="store_true", help="crop with our detector + refinement, not the roi boxes")
     e.add_argument("--device", default="cpu")
+    _add_flip_option(e)
     e.set_defaults(func=cmd_evaluate)
 
     i = sub.add_parser("import-prnet", help="official PRNet TF checkpoint → model bundle")

@@ -27,6 +27,10 @@ import numpy as np
 from .errors import LayoutError
 
 N_LANDMARKS = 68
+# A layout "mirrors by columns" when every face pixel's mirror point lies within this many map px of
+# the same row's mirrored column. Ours (bfm-neckfree-256-v1) is within 1.17 px, PRNet's exactly 0: a
+# map's columns can then be flipped to mirror the face (flip augmentation, flip averaging).
+COLUMN_MIRROR_TOLERANCE_PX = 1.5
 DEFAULT_LAYOUT_FILE = "layout_bfm256.npz"  # computed by engine.training.layout_builder
 
 _ARRAYS = ("face_mask", "keypoints_uv", "triangles", "weight_mask", "canonical_vertices", "mirror_uv")
@@ -72,6 +76,14 @@ class UVLayout:
     @property
     def n_vertices(self) -> int:
         return int(self.face_mask.sum())
+
+    @property
+    def mirrors_by_columns(self) -> bool:
+        """True when flipping a map's columns mirrors the face (see COLUMN_MIRROR_TOLERANCE_PX)."""
+        rows, cols = np.nonzero(self.face_mask)
+        flipped = np.stack([(self.size - 1) - cols, rows], axis=1)
+        off = np.abs(self.mirror_uv - flipped).max(initial=0.0)
+        return bool(off <= COLUMN_MIRROR_TOLERANCE_PX)
 
     def save(self, path: str | Path) -> None:
         np.savez_compressed(

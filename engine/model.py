@@ -67,18 +67,44 @@ def crops_to_input(
     return x.contiguous(memory_format=memory_format)
 
 
+def unmirror_maps(maps: torch.Tensor, crop_size: int) -> torch.Tensor:
+    """(B, 3, S, S) maps predicted for mirrored crops → the maps of the original crops.
+
+    Valid for a layout that mirrors by columns (engine.layout): the column flip takes every face
+    pixel to its mirror point, and x (crop px, pixel centres 0 … crop_size − 1) mirrors to
+    (crop_size − 1) − x; y and z are unchanged.
+    """
+    out = maps.flip(-1)
+    return torch.cat([(crop_size - 1) - out[:, :1], out[:, 1:]], dim=1)
+
+
 @torch.no_grad()
 def predict_position_maps(
-    model: nn.Module, crops: np.ndarray, *, amp_dtype: torch.dtype | None = None, batch: int | None = None
+    model: nn.Module,
+    crops: np.ndarray,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    batch: int | None = None,
+    flip_average: bool = False,
 ) -> np.ndarray:
     """(B, S, S, 3) uint8 RGB crops → (B, S, S, 3) float32 position maps in crop px, ``batch`` at a time,
-    under autocast to ``amp_dtype`` when given (the head stays fp32, see engine.network)."""
+    under autocast to ``amp_dtype`` when given (the head stays fp32, see engine.network).
+
+    ``flip_average`` also runs every crop mirrored (in the same batch) and averages its un-mirrored
+    map (:func:`unmirror_maps`) with the direct one: twice the network work, and the result is
+    exactly mirror-symmetric in the input. Only meaningful for a layout that mirrors by columns.
+    """
     device = next(model.parameters()).device
     step = batch or max(len(crops), 1)
     out = []
     for i in range(0, len(crops), step):
         x = crops_to_input(crops[i : i + step], device)
+        if flip_average:
+            x = torch.cat([x, x.flip(-1)])
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            y = model(x)
-        out.append(y.float().permute(0, 2, 3, 1).cpu().numpy())
+            y = model(x).float()
+        if flip_average:
+            direct, mirrored = y.chunk(2)
+            y = 0.5 * (direct + unmirror_maps(mirrored, x.shape[-1]))
+        out.append(y.permute(0, 2, 3, 1).cpu().numpy())
     return np.concatenate(out)

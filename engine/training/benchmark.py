@@ -49,7 +49,12 @@ def _angle_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def evaluate_folder(
-    folder: str | Path, *, bundle: str | Path | None = None, use_detector: bool = False, device: str = "cpu"
+    folder: str | Path,
+    *,
+    bundle: str | Path | None = None,
+    use_detector: bool = False,
+    device: str = "cpu",
+    flip_average: bool | None = None,
 ) -> dict:
     folder = Path(folder)
     for needed in ("list.txt", "pts68.npy", "roi_box.npy", "yaw.npy"):
@@ -59,7 +64,7 @@ def evaluate_folder(
     gt = np.load(folder / "pts68.npy").transpose(0, 2, 1).astype(np.float64)
     rois = np.load(folder / "roi_box.npy")
     yaw = np.abs(np.load(folder / "yaw.npy"))
-    rec = Reconstructor.from_bundle(bundle, device=device)
+    rec = Reconstructor.from_bundle(bundle, device=device, flip_average=flip_average)
     layout, readout = rec.layout, rec.readout
     preds, poses, found = [], [], []
     t0 = time.perf_counter()
@@ -87,6 +92,7 @@ def evaluate_folder(
         "nme_2d": binned(nme_per_image(pred, gt[found], dims=2), yaw[found]),
         "nme_3d": binned(nme_per_image(pred, gt[found], dims=3), yaw[found]),
         "ms_per_image": ms,
+        "flip_average": rec.flip_average,
     }
     gt_pose = _gt_pose(folder, names)
     if gt_pose is not None:
@@ -106,10 +112,12 @@ def run_evaluation(
     json_out: str | Path | None = None,
     use_detector: bool = False,
     device: str = "cpu",
+    flip_average: bool | None = None,
 ) -> dict:
-    r = evaluate_folder(folder, bundle=bundle, use_detector=use_detector, device=device)
+    r = evaluate_folder(folder, bundle=bundle, use_detector=use_detector, device=device, flip_average=flip_average)
     w = sys.stdout.write
     mode = "detector + refinement" if use_detector else "roi boxes"
+    mode += ", flip averaging" if r["flip_average"] else ""
     w(
         f"{r['n']} images ({mode}), {r['missed']} missed by the detector\n"
         if use_detector

@@ -46,8 +46,13 @@ class DevSet:
         return cls(names, np.stack(crops), transforms, gt, np.abs(np.load(folder / "yaw.npy")))
 
 
-def evaluate_model(model: torch.nn.Module, dev: DevSet, layout: UVLayout) -> dict[str, dict[str, float]]:
-    maps = predict_position_maps(model, dev.crops, amp_dtype=torch.bfloat16, batch=EVAL_BATCH)
+def evaluate_model(
+    model: torch.nn.Module, dev: DevSet, layout: UVLayout, *, flip_average: bool = False
+) -> dict[str, dict[str, float]]:
+    """NME 2D / 3D per yaw bin of one pass on the roi crops (bf16), optionally flip-averaged."""
+    maps = predict_position_maps(
+        model, dev.crops, amp_dtype=torch.bfloat16, batch=EVAL_BATCH, flip_average=flip_average
+    )
     readout = Readout.build(layout, maps.shape[1])
     pred = np.stack([t.to_image(readout.keypoints(m)) for m, t in zip(maps, dev.transforms)])
     return {

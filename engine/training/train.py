@@ -30,7 +30,7 @@ from ..bundle import save_bundle
 from ..layout import default_layout
 from ..model import PositionMapNet, crops_to_input
 from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
-from .dataset import build_label_basis, make_batch
+from .dataset import FLIP_PROB, build_label_basis, make_batch
 from .evaluate import DevSet, evaluate_model
 from .widen import widen
 
@@ -51,6 +51,8 @@ BUNDLE_METADATA = {
     "training_data": "aflw_train: 19,080 AFLW crops; labels = 3DDFA_V2 MobileNet-0.5 teacher fits refined "
     "toward the 21 AFLW human points",
     "input": "RGB crop of the square roi box, values / 255",
+    # trained on column-flipped maps, so the mirrored crop's map is as good as the direct one
+    "inference": {"flip_average": FLIP_PROB > 0},
 }
 
 
@@ -242,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         if step % CHECKPOINT_EVERY == 0 or step % steps_per_epoch == 0 or out_of_time:
             save_checkpoint()
         if step % steps_per_epoch == 0:
-            metrics = evaluate_model(model.eval(), dev, layout)
+            model.eval()
+            metrics = evaluate_model(model, dev, layout)
+            metrics["flip_average"] = evaluate_model(model, dev, layout, flip_average=True)  # as shipped
             model.train()
             rec = {
                 "epoch": step // steps_per_epoch,

@@ -137,3 +137,64 @@ def test_bad_boxes_file(mean_face_bundle, photos, tmp_path, capsys):
         == 1
     )
     assert "bad boxes" in capsys.readouterr().err
+
+
+def _dev_folder(path, shift_px: float):
+    """Three photos (one per yaw bin) whose ground truth is the mean-face bundle's exact answer on the
+    roi crop, except that the (30, 60] image's points are moved ``shift_px`` to the right."""
+    from mean_face import MEAN_FACE_INPUT, mean_face_crop
+
+    from engine.crop import CropTransform
+    from engine.layout import default_layout
+    from engine.position_map import map_from_vertices, sample_map
+    from engine.types import BoundingBox
+
+    path.mkdir()
+    lay = default_layout()
+    kp_crop = sample_map(map_from_vertices(mean_face_crop(lay), lay), lay.face_mask, lay.keypoints_uv)
+    rois = np.array([[220, 140, 420, 340], [200, 120, 440, 360], [240, 150, 400, 310]], np.float64)
+    gt = np.stack([CropTransform.from_roi(BoundingBox(*r), MEAN_FACE_INPUT).to_image(kp_crop) for r in rois])
+    gt[1, :, 0] += shift_px
+    names = []
+    for i in range(len(rois)):
+        names.append(f"image{i:05d}.jpg")
+        cv2.imwrite(str(path / names[-1]), gradient_photo())
+    (path / "list.txt").write_text("\n".join(names) + "\n")
+    np.save(path / "pts68.npy", gt.transpose(0, 2, 1))
+    np.save(path / "roi_box.npy", rois)
+    np.save(path / "yaw.npy", np.array([10.0, -45.0, 75.0]))
+    return gt
+
+
+def test_evaluate_prints_and_writes_the_documented_figures(mean_face_bundle, tmp_path, capsys):
+    shift = 2.0
+    gt = _dev_folder(tmp_path / "dev", shift)
+    out = tmp_path / "nme.json"
+    code = main(["evaluate", str(tmp_path / "dev"), "--bundle", str(mean_face_bundle), "--json", str(out)])
+    assert code == 0
+    r = json.loads(out.read_text())
+    box = gt[1, :, :2].max(axis=0) - gt[1, :, :2].min(axis=0)
+    expected = shift / np.sqrt(box.prod()) * 100  # percent of √(w·h) of the ground-truth box
+    tol = 1e-3  # float32 read-out through crop and image frame, in percent
+    assert r["n"] == 3 and r["flip_average"] is False
+    for key in ("nme_2d", "nme_3d"):
+        assert r[key]["0-30"] < tol and r[key]["60-90"] < tol
+        assert r[key]["30-60"] == pytest.approx(expected, abs=tol)
+        assert r[key]["balanced"] == pytest.approx(expected / 3, abs=tol)
+        assert r[key]["mean"] == pytest.approx(expected / 3, abs=tol)
+    assert r["ms_per_image"] > 0 and "pose_mae_deg" not in r  # no .mat files: no pose figures
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "3 images (roi boxes)"
+    assert lines[-1] == f"balanced NME 2D: {r['nme_2d']['balanced']:.2f}%"
+
+
+def test_evaluate_with_flip_averaging_says_so(mean_face_bundle, tmp_path, capsys):
+    _dev_folder(tmp_path / "dev", 0.0)
+    code = main(["evaluate", str(tmp_path / "dev"), "--bundle", str(mean_face_bundle), "--flip-average"])
+    assert code == 0
+    assert capsys.readouterr().out.splitlines()[0] == "3 images (roi boxes, flip averaging)"
+
+
+def test_evaluate_names_a_folder_that_is_not_a_dev_set(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 1
+    assert "list.txt missing" in capsys.readouterr().err
