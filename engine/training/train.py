@@ -9,7 +9,8 @@ Recipe (see weights/README.md for the measured effect of each choice):
   format that is fastest for training on this CPU (:func:`training_memory_format`); data made in
   the main process from crops held in RAM (no worker competes for the 2 cores);
 * resumable: a checkpoint every CHECKPOINT_EVERY steps and at every epoch end; ``--resume`` continues
-  from it with the same schedule; the dev NME is logged per epoch and a bundle exported each time.
+  from it with the same schedule; the dev NME (one pass, and flip-averaged as shipped) is logged per
+  epoch and a bundle exported each time.
 
 Run: ``python -m engine.training.train --run runs/default --epochs 12`` (then ``--resume``).
 """
