@@ -4,7 +4,8 @@ One photo goes through: load (orientation, colour, size guard) → detect faces 
 → crop each roi to the network input → network → read the output map at the layout's pixels and
 landmarks → back to the image frame → a second pass whose crop comes from the first pass's
 landmarks (the training crops were cut that way, so the second pass sees the framing it was trained
-on; each pass optionally averaged with the mirrored crop's map) → mesh, colours, visibility, pose, frontal vertices, UV texture.
+on; each pass optionally averaged with the mirrored crop's map) → mesh, colours, visibility, pose,
+frontal vertices, UV texture.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class Reconstructor:
     """Callable: photo → faces. Keeps the network loaded; reuse one instance for many photos.
 
     ``refine``: the second, landmark-cropped network pass. ``flip_average``: also run each crop
-    mirrored and average the two maps (twice the network time; our default model gains ≈0.18 %
+    mirrored and average the two maps (twice the network time; our default model gains ≈0.2 %
     balanced NME); None takes the bundle's own setting (bundle.json ``inference.flip_average``).
     """
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,11 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def mean_face_bundle(tmp_path_factory) -> Path:
     return build_mean_face_bundle(tmp_path_factory.mktemp("bundles") / "mean_face")
+
+
+@pytest.fixture()
+def bundle_copy(mean_face_bundle, tmp_path) -> Path:
+    """A writable copy of the mean-face bundle, for tests that corrupt or edit it."""
+    dst = tmp_path / "b"
+    shutil.copytree(mean_face_bundle, dst)
+    return dst

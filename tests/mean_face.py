@@ -17,7 +17,7 @@ import torch
 from engine.bundle import save_bundle
 from engine.layout import default_layout
 from engine.model import PositionMapNet
-from engine.position_map import map_from_vertices
+from engine.position_map import map_from_vertices, sample_map
 
 MEAN_FACE_INPUT = 256  # px: the layout's own size, so the read-out of the mean map is exact
 MEAN_FACE_WIDTH = 0.125
@@ -31,6 +31,12 @@ def mean_face_crop(layout=None) -> np.ndarray:
     v[:, :2] += (MEAN_FACE_INPUT - 1) / 2
     v[:, 2] -= v[:, 2].min()
     return v.astype(np.float32)
+
+
+def mean_face_keypoints(layout=None) -> np.ndarray:
+    """(68, 3) float32: the mean-face bundle's landmarks in its crop (crop px), as the read-out sees them."""
+    layout = layout or default_layout()
+    return sample_map(map_from_vertices(mean_face_crop(layout), layout), layout.face_mask, layout.keypoints_uv)
 
 
 def build_mean_face_bundle(path: Path) -> Path:

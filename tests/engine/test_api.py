@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from arrays import assert_close
-from mean_face import MEAN_FACE_INPUT, MEAN_FACE_PX_PER_MM, mean_face_crop
+from mean_face import MEAN_FACE_INPUT, MEAN_FACE_PX_PER_MM, mean_face_crop, mean_face_keypoints
 from synthetic import gradient_photo
 
 from engine.api import Reconstructor
 from engine.crop import CropTransform, roi_from_landmarks
 from engine.detect import FixedBoxDetector, roi_from_detection
-from engine.position_map import map_from_vertices, sample_map
 from engine.types import BoundingBox
 
 POSITION_PX = 1e-2  # float32 round-off through crop → read-out → image frame
@@ -53,8 +52,7 @@ def test_refinement_recrops_on_the_first_pass_landmarks(rec):
     """The final roi is √2 × the first pass's landmark box, around its centre."""
     box = BoundingBox(200, 120, 440, 360)
     f = rec(gradient_photo(), boxes=[box])[0]
-    lay = rec.layout
-    kp_crop = sample_map(map_from_vertices(mean_face_crop(lay), lay), lay.face_mask, lay.keypoints_uv)
+    kp_crop = mean_face_keypoints(rec.layout)
     first = CropTransform.from_roi(roi_from_detection(box, "frontal"), MEAN_FACE_INPUT).to_image(kp_crop)
     expected = roi_from_landmarks(first[:, :2])
     assert_close(f.box.as_list(), expected.as_list(), 1e-2, "final roi vs first-pass landmark roi")

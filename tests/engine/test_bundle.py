@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import torch
 
 from engine.bundle import load_bundle
 from engine.errors import BundleFormatError, NoWeightsError, WeightsMismatchError
-
-
-@pytest.fixture()
-def bundle_copy(mean_face_bundle, tmp_path):
-    dst = tmp_path / "b"
-    shutil.copytree(mean_face_bundle, dst)
-    return dst
 
 
 def _weights(path):

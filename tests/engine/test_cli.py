@@ -142,16 +142,13 @@ def test_bad_boxes_file(mean_face_bundle, photos, tmp_path, capsys):
 def _dev_folder(path, shift_px: float):
     """Three photos (one per yaw bin) whose ground truth is the mean-face bundle's exact answer on the
     roi crop, except that the (30, 60] image's points are moved ``shift_px`` to the right."""
-    from mean_face import MEAN_FACE_INPUT, mean_face_crop
+    from mean_face import MEAN_FACE_INPUT, mean_face_keypoints
 
     from engine.crop import CropTransform
-    from engine.layout import default_layout
-    from engine.position_map import map_from_vertices, sample_map
     from engine.types import BoundingBox
 
     path.mkdir()
-    lay = default_layout()
-    kp_crop = sample_map(map_from_vertices(mean_face_crop(lay), lay), lay.face_mask, lay.keypoints_uv)
+    kp_crop = mean_face_keypoints()
     rois = np.array([[220, 140, 420, 340], [200, 120, 440, 360], [240, 150, 400, 310]], np.float64)
     gt = np.stack([CropTransform.from_roi(BoundingBox(*r), MEAN_FACE_INPUT).to_image(kp_crop) for r in rois])
     gt[1, :, 0] += shift_px

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -75,13 +74,6 @@ def test_the_default_layout_mirrors_by_columns():
     layout = default_layout()
     assert layout.mirrors_by_columns
     assert not _asymmetric(layout).mirrors_by_columns
-
-
-@pytest.fixture()
-def bundle_copy(mean_face_bundle, tmp_path):
-    dst = tmp_path / "b"
-    shutil.copytree(mean_face_bundle, dst)
-    return dst
 
 
 def _edit_meta(bundle, edit):
