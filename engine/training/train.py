@@ -5,6 +5,8 @@ Recipe (see weights/README.md for the measured effect of each choice):
   so step 0 already predicts about the mean face;
 * loss = Σ w·‖p̂ − p‖₂ / Σ w over the output map (w = 16/4/3/0, paper Fig. 4), the un-squared
   distance, which is what NME measures;
+* each epoch draws its crops yaw-stratified (engine.training.sampling: 40/30/30 % of the steps for
+  the |yaw| bins [0,30], (30,60], (60,90]) since run 6; ``--sampling uniform`` is runs 1–5's order;
 * AdamW, linear warm-up then cosine decay over the planned epochs; bf16 autocast, in the memory
   format that is fastest for training on this CPU (:func:`training_memory_format`); data made in
   the main process from crops held in RAM (no worker competes for the 2 cores);
@@ -33,6 +35,7 @@ from ..model import PositionMapNet, crops_to_input
 from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
 from .dataset import FLIP_PROB, build_label_basis, make_batch
 from .evaluate import DevSet, evaluate_model
+from .sampling import BIN_SHARES, epoch_order, sampling_probabilities
 from .widen import widen
 
 SEED = 20261125
@@ -129,6 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=12, help="planned epochs: the LR schedule spans them")
     ap.add_argument("--stop-after-min", type=float, default=1e9, help="leave after this many minutes (resumable)")
     ap.add_argument("--labels", type=Path, default=default_cache_dir() / "labels")
+    ap.add_argument("--train-data", type=Path, default=shared_data_dir() / "aflw_train", help="for yaw.npy")
+    ap.add_argument(
+        "--sampling",
+        choices=("yaw", "uniform"),
+        default="yaw",
+        help=f"yaw: each epoch draws its crops so the |yaw| bins take {BIN_SHARES} of the steps "
+        "(engine.training.sampling); uniform: a permutation of all crops (runs 1–5)",
+    )
     ap.add_argument("--dev", type=Path, default=shared_data_dir() / "aflw2000_dev")
     ap.add_argument("--bundle-out", type=Path, default=None, help="export a bundle here after each epoch")
     ap.add_argument("--peak-lr", type=float, default=PEAK_LR, help="peak learning rate (lower for a warm restart)")
@@ -156,6 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     keep = np.flatnonzero(np.load(args.labels / "keep.npy"))
     crops = np.load(args.labels / "crops_bgr.npy")[keep][..., ::-1]  # BGR → RGB view, trusted labels only
     params = np.load(args.labels / "params_refined.npy")[keep]
+    if args.sampling == "yaw":
+        draw_p = sampling_probabilities(np.load(args.train_data / "yaw.npy")[keep])
+
+    def order_for(epoch: int) -> np.ndarray:
+        if args.sampling == "yaw":
+            return epoch_order(draw_p, SEED + epoch)
+        return np.random.default_rng(SEED + epoch).permutation(len(params))
+
     layout = default_layout()
     ckpt_path = args.run / "checkpoint.pt"
     ck = None
@@ -212,12 +231,12 @@ def main(argv: list[str] | None = None) -> int:
 
     tuner = ThreadTuner(args.threads)
     log = open(args.run / "log.jsonl", "a", encoding="utf-8")
-    order = np.random.default_rng(SEED + step // steps_per_epoch).permutation(len(params))
+    order = order_for(step // steps_per_epoch)
     running = []
     while step < total:
         epoch, i = divmod(step, steps_per_epoch)
         if i == 0:
-            order = np.random.default_rng(SEED + epoch).permutation(len(params))
+            order = order_for(epoch)
         tuner.before_step(step)
         t_step = time.perf_counter()
         idx = np.sort(order[i * BATCH : (i + 1) * BATCH])
@@ -269,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                     metadata={
                         **BUNDLE_METADATA,
                         "training": {
+                            "sampling": args.sampling,
                             "epochs_done": rec["epoch"],
                             "steps": step,
                             "cpu_minutes": round(rec["cpu_minutes"], 1),
