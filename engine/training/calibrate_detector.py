@@ -23,9 +23,9 @@ import numpy as np
 from engine import detect
 from engine.crop import roi_from_landmarks
 from engine.image_io import load_image
+from engine.training.metrics import YAW_BINS, yaw_bin_mask
 from engine.types import BoundingBox
 
-YAW_BINS = ((0.0, 30.0), (30.0, 60.0), (60.0, 90.0))  # degrees, |yaw|; first bin includes 0
 MATCH_SIZE_RATIO = 2.0  # a detection this much larger/smaller than the landmark box is another face
 
 
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             ious[i] = iou(roi, gts[i])
             ious_clipped[i] = iou(roi, BoundingBox(*clipped[i]))
     kinds = np.array([d.kind if d is not None else "" for d in matched])
-    for lo, hi in YAW_BINS:
-        sel = (yaw[:n] > lo) & (yaw[:n] <= hi) | ((lo == 0) & (yaw[:n] == 0))
+    for _, lo, hi in YAW_BINS:
+        sel = yaw_bin_mask(yaw[:n], lo, hi)
         found = sel & ~np.isnan(ious)
         print(
             f"|yaw| ({lo:2.0f},{hi:2.0f}]: {sel.sum():4d} images, detected {found.sum() / max(sel.sum(), 1):6.1%}"

@@ -27,13 +27,19 @@ def nme_per_image(pred: np.ndarray, gt: np.ndarray, *, dims: int = 2) -> np.ndar
     return np.linalg.norm(p - g, axis=2).mean(axis=1) / size * 100.0
 
 
+def yaw_bin_mask(yaw_abs_deg: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """(N,) bool: |yaw| in (lo, hi] degrees, or in [0, hi] for the first bin (lo = 0)."""
+    yaw = np.abs(np.asarray(yaw_abs_deg, np.float64))
+    return (yaw >= lo) & (yaw <= hi) if lo == 0 else (yaw > lo) & (yaw <= hi)
+
+
 def binned(nme: np.ndarray, yaw_abs_deg: np.ndarray) -> dict[str, float]:
     """Bin means, their balanced mean and the plain mean (percent)."""
     nme = np.asarray(nme, np.float64)
     yaw = np.abs(np.asarray(yaw_abs_deg, np.float64))
     out = {}
     for name, lo, hi in YAW_BINS:
-        sel = (yaw >= lo) & (yaw <= hi) if lo == 0 else (yaw > lo) & (yaw <= hi)
+        sel = yaw_bin_mask(yaw, lo, hi)
         out[name] = float(nme[sel].mean()) if sel.any() else float("nan")
     out["balanced"] = float(np.mean([out[name] for name, *_ in YAW_BINS]))
     out["mean"] = float(nme.mean())

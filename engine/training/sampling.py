@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-YAW_BIN_EDGES_DEG = (30.0, 60.0)  # the benchmark's bin edges; beyond 90° counts as the last bin
+from .metrics import YAW_BINS
+
+# the benchmark's inner bin edges (30°, 60°); here beyond 90° counts as the last bin
+YAW_BIN_EDGES_DEG = tuple(hi for _, _, hi in YAW_BINS[:-1])
 BIN_SHARES = (0.40, 0.30, 0.30)  # share of an epoch's draws per bin: frontal, half-profile, profile
 
 
