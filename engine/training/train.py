@@ -10,6 +10,8 @@ Recipe (see weights/README.md for the measured effect of each choice):
 * AdamW, linear warm-up then cosine decay over the planned epochs; bf16 autocast, in the memory
   format that is fastest for training on this CPU (:func:`training_memory_format`); data made in
   the main process from crops held in RAM (no worker competes for the 2 cores);
+* an exponential moving average of the weights (engine.training.ema, decay EMA_DECAY) is kept
+  since run 7, evaluated beside the raw network each epoch and exported when on;
 * resumable: a checkpoint every CHECKPOINT_EVERY steps and at every epoch end; ``--resume`` continues
   from it with the same schedule; the dev NME (one pass, and flip-averaged as shipped) is logged per
   epoch and a bundle exported each time.
@@ -34,6 +36,7 @@ from ..layout import default_layout
 from ..model import PositionMapNet, crops_to_input
 from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
 from .dataset import FLIP_PROB, build_label_basis, make_batch
+from .ema import WeightAverage
 from .evaluate import DevSet, evaluate_model
 from .sampling import BIN_SHARES, epoch_order, sampling_probabilities
 from .widen import widen
@@ -47,6 +50,7 @@ PEAK_LR = 1e-3
 WARMUP_STEPS = 500
 FINAL_LR_FRACTION = 0.01
 WEIGHT_DECAY = 1e-4
+EMA_DECAY = 0.999  # averages the last ≈1000 steps, about one epoch of 16-crop batches
 CHECKPOINT_EVERY = 400  # steps (≈2 min)
 MEAN_SAMPLES = 2000  # training labels averaged into the mean map
 BUNDLE_METADATA = {
@@ -157,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"channel width of a new network (default {WIDTH}); with --init-from, a larger width than "
         "the bundle's widens its network without changing its output (engine.training.widen)",
     )
+    ap.add_argument(
+        "--ema-decay",
+        type=float,
+        default=EMA_DECAY,
+        help="decay of the weight average that is evaluated and exported (0: off, export the raw network)",
+    )
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="most intra-op threads to use")
     args = ap.parse_args(argv)
     t_start = time.time()
@@ -211,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         model.init_near_mean()
     memory_format = training_memory_format()
     model = model.to(memory_format=memory_format).train()
+    ema = WeightAverage(model, args.ema_decay) if args.ema_decay > 0 else None
+    if ema is not None and ck is not None and "ema" in ck:
+        ema.load_state_dict(ck["ema"])
 
     def save_checkpoint() -> None:
         tmp = ckpt_path.with_suffix(".tmp")
@@ -224,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                 "torch_rng": torch.get_rng_state(),
                 "epochs": args.epochs,
                 "width": model.net.width,
+                **({"ema": ema.state_dict()} if ema is not None else {}),
             },
             tmp,
         )
@@ -251,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:
+            ema.update(model)
         running.append(loss.item())
         tuner.after_step(step, time.perf_counter() - t_step)
         step += 1
@@ -268,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
             metrics = evaluate_model(model, dev, layout)
             metrics["flip_average"] = evaluate_model(model, dev, layout, flip_average=True)  # as shipped
             model.train()
+            if ema is not None:
+                # one pass and flip-averaged, like the raw network's figures
+                metrics["ema"] = evaluate_model(ema.module, dev, layout)
+                metrics["ema"]["flip_average"] = evaluate_model(ema.module, dev, layout, flip_average=True)
             rec = {
                 "epoch": step // steps_per_epoch,
                 "step": step,
@@ -283,17 +303,18 @@ def main(argv: list[str] | None = None) -> int:
                 save_bundle(
                     args.bundle_out,
                     name="prnet-blender-default",
-                    model=model,
+                    model=ema.module if ema is not None else model,
                     layout=layout,
                     metadata={
                         **BUNDLE_METADATA,
                         "training": {
                             "sampling": args.sampling,
+                            "ema_decay": args.ema_decay,
                             "epochs_done": rec["epoch"],
                             "steps": step,
                             "cpu_minutes": round(rec["cpu_minutes"], 1),
                         },
-                        "metrics": {"aflw2000_dev_roi": metrics},
+                        "metrics": {"aflw2000_dev_roi": metrics["ema"] if ema is not None else metrics},
                     },
                 )
         if out_of_time:
