@@ -36,10 +36,9 @@ def yaw_bin_mask(yaw_abs_deg: np.ndarray, lo: float, hi: float) -> np.ndarray:
 def binned(nme: np.ndarray, yaw_abs_deg: np.ndarray) -> dict[str, float]:
     """Bin means, their balanced mean and the plain mean (percent)."""
     nme = np.asarray(nme, np.float64)
-    yaw = np.abs(np.asarray(yaw_abs_deg, np.float64))
     out = {}
     for name, lo, hi in YAW_BINS:
-        sel = yaw_bin_mask(yaw, lo, hi)
+        sel = yaw_bin_mask(yaw_abs_deg, lo, hi)
         out[name] = float(nme[sel].mean()) if sel.any() else float("nan")
     out["balanced"] = float(np.mean([out[name] for name, *_ in YAW_BINS]))
     out["mean"] = float(nme.mean())
