@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.training.train import WARMUP_STEPS, ThreadTuner, lr_at, training_memory_format
+from engine.layout import default_layout
+from engine.readout import W_LANDMARK, output_weights
+from engine.training.train import WARMUP_STEPS, ThreadTuner, landmark_weighted, lr_at, training_memory_format
 
 TEACHER_BALANCED = (3.80, 0.07)  # %: the measured teacher figure and our tolerance (we get 3.74)
 TEACHER_BINS = ((2.92, 0.05), (3.60, 0.05))  # the [0,30] and (30,60] bins match to 0.01
@@ -24,6 +26,20 @@ def test_lr_schedule_warms_up_then_decays():
     assert peak * 50 <= WARMUP_STEPS + 50
     assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))
     assert lrs[-1] < 0.05 * max(lrs)
+
+
+def test_landmark_weight_changes_only_the_landmark_pixels():
+    w = output_weights(default_layout(), 128)
+    out = landmark_weighted(w, 64.0)
+    is_landmark = w == W_LANDMARK
+    assert is_landmark.sum() >= 68 * 3  # 2×2 read-out pixels per landmark, a few outside the mask
+    assert np.all(out[is_landmark] == 64.0)
+    assert np.array_equal(out[~is_landmark], w[~is_landmark])
+    share = out[is_landmark].sum() / out.sum()
+    assert 0.25 < share < 0.40  # the paper's 16 gives them ≈ 11 % at 128²
+    assert np.array_equal(landmark_weighted(w, W_LANDMARK), w)
+    with pytest.raises(ValueError, match="landmark weight"):
+        landmark_weighted(w, 0.0)
 
 
 def test_thread_tuner_picks_the_faster_setting():
