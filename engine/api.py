@@ -78,6 +78,8 @@ class Reconstructor:
     ``refine``: the second, landmark-cropped network pass. ``flip_average``: also run each crop
     mirrored and average the two maps (twice the network time; our default model gains ≈0.2 %
     balanced NME); None takes the bundle's own setting (bundle.json ``inference.flip_average``).
+    ``crop_zoom``: how much tighter than the roi the network's crop is (engine.crop); None takes the
+    bundle's ``inference.crop_zoom`` (1 when absent).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class Reconstructor:
         detector: FaceDetector | None = None,
         refine: bool = True,
         flip_average: bool | None = None,
+        crop_zoom: float | None = None,
     ) -> None:
         self.bundle = bundle
         self.device = pick_device(device)
@@ -100,6 +103,9 @@ class Reconstructor:
         if flip_average and not self.layout.mirrors_by_columns:
             raise ValueError(f"flip averaging needs a layout that mirrors by columns; {self.layout.layout_id!r} does not")
         self.flip_average = bundle.flip_average if flip_average is None else flip_average
+        self.crop_zoom = bundle.crop_zoom if crop_zoom is None else float(crop_zoom)
+        if not self.crop_zoom > 0:
+            raise ValueError(f"crop zoom must be positive, got {crop_zoom}")
         self.amp_dtype = _autocast_dtype(self.device)
         self.last_times = StageTimes()
         self._crop_seconds = 0.0  # accumulated by run_network, reported apart from the network
@@ -116,10 +122,11 @@ class Reconstructor:
         return predict_position_maps(self.model, crops, amp_dtype=self.amp_dtype, flip_average=self.flip_average)
 
     def run_network(self, image: np.ndarray, rois: list[BoundingBox]) -> tuple[np.ndarray, list[CropTransform]]:
-        """One pass: crop every roi of the RGB ``image`` and predict (F, S, S, 3) maps (crop px)."""
+        """One pass: crop every roi of the RGB ``image`` (tightened by ``crop_zoom``) and predict
+        (F, S, S, 3) maps (crop px)."""
         s = self.bundle.input_size
         t0 = time.perf_counter()
-        crops, transforms = zip(*(crop_image(image, roi, s) for roi in rois))
+        crops, transforms = zip(*(crop_image(image, roi, s, self.crop_zoom) for roi in rois))
         self._crop_seconds += time.perf_counter() - t0
         return self.predict_maps(np.stack(crops)), list(transforms)
 

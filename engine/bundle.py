@@ -3,7 +3,9 @@
 A bundle is a folder::
 
     bundle.json                 metadata (format, network, output parameterisation, layout, provenance,
-                                optional "inference": {"flip_average": true} — the model's default)
+                                optional "inference": {"flip_average": true, "crop_zoom": 1.05} —
+                                the model's default inference: mirror averaging, and how much tighter
+                                than the 3DDFA roi its crop is (engine.crop))
     weights-<sha256[:12]>.pt    a plain state dict (tensors only; fp16 allowed, cast up on load)
     layout.npz                  the UV layout (engine.layout), the mesh the model's maps are read into
 
@@ -56,6 +58,7 @@ class ModelBundle:
     weights_sha256: str
     metadata: dict[str, Any] = field(default_factory=dict)  # provenance, metrics, licence
     flip_average: bool = False  # the model's default inference: average with its mirrored crop
+    crop_zoom: float = 1.0  # crop side = roi side / crop_zoom (engine.crop.CropTransform.from_roi)
 
     @property
     def bundle_id(self) -> str:
@@ -120,6 +123,9 @@ def load_bundle(path: str | Path) -> ModelBundle:
         flip_average = meta.get("inference", {}).get("flip_average", False)
         if not isinstance(flip_average, bool):
             raise BundleFormatError(f"{meta_path}: inference.flip_average must be true or false")
+        crop_zoom = meta.get("inference", {}).get("crop_zoom", 1.0)
+        if isinstance(crop_zoom, bool) or not isinstance(crop_zoom, (int, float)) or not 0.5 <= crop_zoom <= 2.0:
+            raise BundleFormatError(f"{meta_path}: inference.crop_zoom must be a number in [0.5, 2], got {crop_zoom!r}")
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, BundleFormatError):
             raise
@@ -143,6 +149,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
         weights_sha256=weights_sha,
         metadata=meta,
         flip_average=flip_average,
+        crop_zoom=float(crop_zoom),
     )
 
 

@@ -108,6 +108,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             use_detector=args.detector,
             device=args.device,
             flip_average=args.flip_average,
+            crop_zoom=args.crop_zoom,
         )
     except (EngineError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -175,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
     e.add_argument("--detector", action="store_true", help="crop with our detector + refinement, not the roi boxes")
     e.add_argument("--device", default="cpu")
+    e.add_argument(
+        "--crop-zoom",
+        type=float,
+        default=None,
+        help="crop side = roi side / ZOOM (default: the bundle's inference.crop_zoom; 1 = the protocol's roi)",
+    )
     _add_flip_option(e)
     e.set_defaults(func=cmd_evaluate)
 

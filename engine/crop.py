@@ -1,7 +1,9 @@
 """Square crops: the similarity between a crop box in the photo and the network's S×S input.
 
 The crop box (``roi``) follows the 3DDFA protocol the training crops were cut with: a square box in
-image pixels; the crop maps its left/top corner to (0, 0) and its side to S pixels. Position maps
+image pixels; the crop maps its left/top corner to (0, 0) and its side to S pixels. A model may ask
+for a tighter crop than the roi (``zoom`` > 1, bundle.json ``inference.crop_zoom``): the crop is then
+the roi shrunk about its centre to side / zoom, so the face fills more of the network's input. Position maps
 predicted in the crop frame go back to the image frame through :meth:`CropTransform.to_image`
 (x, y by the inverse similarity, z divided by the same scale).
 """
@@ -29,8 +31,11 @@ class CropTransform:
     size: int  # S, crop side in px
 
     @classmethod
-    def from_roi(cls, roi: BoundingBox, size: int) -> CropTransform:
-        side = max(roi.width, roi.height)
+    def from_roi(cls, roi: BoundingBox, size: int, zoom: float = 1.0) -> CropTransform:
+        """The crop of the square around ``roi`` (side = its longer side / ``zoom``, same centre)."""
+        if not zoom > 0:
+            raise ValueError(f"crop zoom must be positive, got {zoom}")
+        side = max(roi.width, roi.height) / zoom
         cx, cy = roi.center
         return cls(left=cx - side / 2, top=cy - side / 2, scale=size / side, size=size)
 
@@ -59,13 +64,16 @@ class CropTransform:
         return p
 
 
-def crop_image(image: np.ndarray, roi: BoundingBox, size: int) -> tuple[np.ndarray, CropTransform]:
-    """Cut the square ``roi`` out of an (H, W, 3) uint8 image, resampled to (size, size, 3).
+def crop_image(
+    image: np.ndarray, roi: BoundingBox, size: int, zoom: float = 1.0
+) -> tuple[np.ndarray, CropTransform]:
+    """Cut the square ``roi`` (shrunk about its centre by ``zoom``) out of an (H, W, 3) uint8 image,
+    resampled to (size, size, 3).
 
     Pixels outside the photo are black. Area averaging is used when shrinking a lot, so a large
     photo does not alias.
     """
-    t = CropTransform.from_roi(roi, size)
+    t = CropTransform.from_roi(roi, size, zoom)
     flags = cv2.INTER_AREA if t.scale < 0.5 else cv2.INTER_LINEAR
     if flags == cv2.INTER_AREA:
         # warpAffine has no area filter: cut the box at full resolution first, then shrink it

@@ -3,6 +3,8 @@
 Two cropping modes: the protocol's roi boxes (``roi_box.npy``), or, with ``--detector``, what a user
 gets from a plain photo — our detector, the roi conversion and the landmark refinement pass; images
 where nothing is detected count as misses and are left out of the NME (the miss count is printed).
+In both, the network's crop is the roi tightened by the bundle's ``inference.crop_zoom`` (engine.crop),
+exactly as the engine runs it; ``--crop-zoom 1`` crops the protocol's roi as it is.
 
 Pose MAE compares our Euler angles with the ``Pose_Para`` of each ``.mat`` (pitch, yaw, roll in
 radians). Its yaw turns the other way round from ours (engine.types.HeadPose); pitch and roll agree.
@@ -55,6 +57,7 @@ def evaluate_folder(
     use_detector: bool = False,
     device: str = "cpu",
     flip_average: bool | None = None,
+    crop_zoom: float | None = None,
 ) -> dict:
     folder = Path(folder)
     for needed in ("list.txt", "pts68.npy", "roi_box.npy", "yaw.npy"):
@@ -64,7 +67,7 @@ def evaluate_folder(
     gt = np.load(folder / "pts68.npy").transpose(0, 2, 1).astype(np.float64)
     rois = np.load(folder / "roi_box.npy")
     yaw = np.abs(np.load(folder / "yaw.npy"))
-    rec = Reconstructor.from_bundle(bundle, device=device, flip_average=flip_average)
+    rec = Reconstructor.from_bundle(bundle, device=device, flip_average=flip_average, crop_zoom=crop_zoom)
     layout, readout = rec.layout, rec.readout
     preds, poses, found = [], [], []
     t0 = time.perf_counter()
@@ -93,6 +96,7 @@ def evaluate_folder(
         "nme_3d": binned(nme_per_image(pred, gt[found], dims=3), yaw[found]),
         "ms_per_image": ms,
         "flip_average": rec.flip_average,
+        "crop_zoom": rec.crop_zoom,
     }
     gt_pose = _gt_pose(folder, names)
     if gt_pose is not None:
@@ -113,11 +117,15 @@ def run_evaluation(
     use_detector: bool = False,
     device: str = "cpu",
     flip_average: bool | None = None,
+    crop_zoom: float | None = None,
 ) -> dict:
-    r = evaluate_folder(folder, bundle=bundle, use_detector=use_detector, device=device, flip_average=flip_average)
+    r = evaluate_folder(
+        folder, bundle=bundle, use_detector=use_detector, device=device, flip_average=flip_average, crop_zoom=crop_zoom
+    )
     w = sys.stdout.write
     mode = "detector + refinement" if use_detector else "roi boxes"
     mode += ", flip averaging" if r["flip_average"] else ""
+    mode += f", crop zoom {r['crop_zoom']:g}" if r["crop_zoom"] != 1.0 else ""
     w(
         f"{r['n']} images ({mode}), {r['missed']} missed by the detector\n"
         if use_detector

@@ -32,14 +32,15 @@ class DevSet:
     yaw: np.ndarray  # (N,) |yaw| degrees
 
     @classmethod
-    def load(cls, folder: str | Path, size: int) -> DevSet:
+    def load(cls, folder: str | Path, size: int, zoom: float = 1.0) -> DevSet:
+        """Crops of the roi boxes at ``size``, tightened by ``zoom`` as the engine does (engine.crop)."""
         folder = Path(folder)
         names = (folder / "list.txt").read_text().split()
         rois = np.load(folder / "roi_box.npy")
         crops, transforms = [], []
         for name, r in zip(names, rois):
             bgr = cv2.imread(str(folder / name))
-            crop, t = crop_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), BoundingBox(*map(float, r)), size)
+            crop, t = crop_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), BoundingBox(*map(float, r)), size, zoom)
             crops.append(crop)
             transforms.append(t)
         gt = np.load(folder / "pts68.npy").transpose(0, 2, 1).astype(np.float64)
