@@ -7,6 +7,11 @@ zoom is then expressed for the engine: the training crops' faces are smaller tha
 (longer side of the 68-point box / crop side: ≈0.68 against exactly 1/√2), so the same face size in
 an engine crop is reached with ``crop_zoom = training zoom × face fraction / (1/√2)``, which goes
 into bundle.json ``inference.crop_zoom`` (engine.crop).
+
+The training crops are centred on well-placed boxes, so the zoom found here holds for boxes drawn
+from true landmarks; check it on the detector path (``evaluate --detector --crop-zoom Z``) before
+shipping it: for run 8's model 1.05 helped the roi boxes and hurt the detector path
+(weights/README.md), and the default bundle keeps 1.
 """
 
 from __future__ import annotations
