@@ -84,16 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         if fraction is None:
             fraction = face_fraction(kp_label, size) / zoom  # at zoom 1
         r = binned(nme_per_image(kp_pred, kp_label), yaw)
-        results.append((r["balanced"], zoom))
         engine_zoom = zoom * fraction * LANDMARK_ROI_SCALE
+        results.append((r["balanced"], zoom, engine_zoom))
         print(
             f"training zoom {zoom:.3f} (engine crop_zoom {engine_zoom:.3f}): NME vs labels "
             f"{r['0-30']:.2f} / {r['30-60']:.2f} / {r['60-90']:.2f}  balanced {r['balanced']:.3f} %",
             flush=True,
         )
-    best = min(results)[1]
+    _, best, best_engine = min(results)
     print(f"face fraction of the training crops {fraction:.4f} (roi: {1 / LANDMARK_ROI_SCALE:.4f})")
-    print(f"best: training zoom {best:.3f} → crop_zoom {best * fraction * LANDMARK_ROI_SCALE:.3f}")
+    print(f"best: training zoom {best:.3f} → crop_zoom {best_engine:.3f}")
     return 0
 
 
