@@ -106,3 +106,11 @@ def roi_from_landmarks(landmarks_2d: np.ndarray) -> BoundingBox:
     cx, cy = (lo + hi) / 2
     half = max(hi - lo) * LANDMARK_ROI_SCALE / 2
     return BoundingBox(cx - half, cy - half, cx + half, cy + half)
+
+
+def roi_change(old: BoundingBox, new: BoundingBox) -> float:
+    """How far ``new`` moved from ``old``: the larger of the centre shift and the change of the
+    longer side, as a fraction of ``old``'s longer side (0 = the same box)."""
+    side = max(old.width, old.height)
+    (ox, oy), (nx, ny) = old.center, new.center
+    return max(math.hypot(nx - ox, ny - oy), abs(max(new.width, new.height) - side)) / side

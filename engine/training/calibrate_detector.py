@@ -23,17 +23,10 @@ import numpy as np
 from engine import detect
 from engine.crop import roi_from_landmarks
 from engine.image_io import load_image
-from engine.training.metrics import YAW_BINS, yaw_bin_mask
+from engine.training.metrics import YAW_BINS, box_iou, yaw_bin_mask
 from engine.types import BoundingBox
 
 MATCH_SIZE_RATIO = 2.0  # a detection this much larger/smaller than the landmark box is another face
-
-
-def iou(a: BoundingBox, b: BoundingBox) -> float:
-    iw = max(0.0, min(a.right, b.right) - max(a.left, b.left))
-    ih = max(0.0, min(a.bottom, b.bottom) - max(a.top, b.top))
-    inter = iw * ih
-    return inter / (a.area + b.area - inter)
 
 
 def match(detections: list[detect.FaceBox], pts: np.ndarray) -> detect.FaceBox | None:
@@ -110,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, d in enumerate(matched):
         if d is not None:
             roi = detect.roi_from_detection(d)
-            ious[i] = iou(roi, gts[i])
-            ious_clipped[i] = iou(roi, BoundingBox(*clipped[i]))
+            ious[i] = box_iou(roi, gts[i])
+            ious_clipped[i] = box_iou(roi, BoundingBox(*clipped[i]))
     kinds = np.array([d.kind if d is not None else "" for d in matched])
     for _, lo, hi in YAW_BINS:
         sel = yaw_bin_mask(yaw[:n], lo, hi)

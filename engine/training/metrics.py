@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..crop import roi_from_landmarks
+from ..types import BoundingBox
+
 YAW_BINS = (("0-30", 0.0, 30.0), ("30-60", 30.0, 60.0), ("60-90", 60.0, 90.0))
 
 
@@ -43,3 +46,32 @@ def binned(nme: np.ndarray, yaw_abs_deg: np.ndarray) -> dict[str, float]:
     out["balanced"] = float(np.mean([out[name] for name, *_ in YAW_BINS]))
     out["mean"] = float(nme.mean())
     return out
+
+
+def annotated_face(rois: list[BoundingBox], landmarks_2d: np.ndarray) -> int | None:
+    """Index of the detection that is the annotated face, or None when none is.
+
+    ``rois``: each detection's crop roi (image px, after ``roi_from_detection``); ``landmarks_2d``:
+    the face's (68, 2) ground-truth points. A detection is on the annotated face when its roi centre
+    lies inside the 68-point box; of those, the one whose roi overlaps the protocol's roi (the
+    points' ``roi_from_landmarks``) most wins. Detections elsewhere are other faces in the photo
+    (AFLW2000 images often show several people; the engine reconstructs them all) or false hits,
+    and do not count for this face.
+    """
+    pts = np.asarray(landmarks_2d, np.float64)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    truth = roi_from_landmarks(pts)
+    best, best_iou = None, -1.0
+    for i, roi in enumerate(rois):
+        cx, cy = roi.center
+        if lo[0] <= cx <= hi[0] and lo[1] <= cy <= hi[1] and (overlap := box_iou(roi, truth)) > best_iou:
+            best, best_iou = i, overlap
+    return best
+
+
+def box_iou(a: BoundingBox, b: BoundingBox) -> float:
+    """Intersection over union of two boxes (0 when they do not touch)."""
+    iw = max(0.0, min(a.right, b.right) - max(a.left, b.left))
+    ih = max(0.0, min(a.bottom, b.bottom) - max(a.top, b.top))
+    inter = iw * ih
+    return inter / (a.area + b.area - inter)

@@ -58,7 +58,8 @@ LANDMARK_WEIGHT = 64.0
 # The exported model's crop: the roi tightened by this zoom (engine.crop); the dev figures logged per
 # epoch use it. `python -m engine.training.crop_zoom` found crop zoom 1.05 best on training crops
 # (run 8's model), but a tighter crop helps only on boxes drawn from true landmarks (AFLW2000 roi
-# boxes 4.00 -> 3.93 %) and hurts the detector path users get (5.47 -> 5.63 %): keep the plain roi.
+# boxes 4.00 -> 3.93 %) and not the detector path users get (5.47 -> 5.63 % with one re-crop, 3.86 ->
+# 3.87 % with re-crops until settled): keep the plain roi.
 CROP_ZOOM = 1.0
 EMA_DECAY = 0.999  # averages the last ≈1000 steps, about one epoch of 16-crop batches
 CHECKPOINT_EVERY = 400  # steps (≈2 min)

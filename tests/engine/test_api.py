@@ -8,7 +8,7 @@ from arrays import assert_close
 from mean_face import MEAN_FACE_INPUT, MEAN_FACE_PX_PER_MM, mean_face_crop, mean_face_keypoints
 from synthetic import gradient_photo
 
-from engine.api import Reconstructor
+from engine.api import REFINE_MAX_PASSES, Reconstructor
 from engine.crop import CropTransform, roi_from_landmarks
 from engine.detect import FixedBoxDetector, roi_from_detection
 from engine.types import BoundingBox
@@ -48,14 +48,80 @@ def test_reconstruction_matches_closed_form(rec):
     assert f.image_size == photo.shape[:2]
 
 
-def test_refinement_recrops_on_the_first_pass_landmarks(rec):
-    """The final roi is √2 × the first pass's landmark box, around its centre."""
-    box = BoundingBox(200, 120, 440, 360)
-    f = rec(gradient_photo(), boxes=[box])[0]
-    kp_crop = mean_face_keypoints(rec.layout)
-    first = CropTransform.from_roi(roi_from_detection(box, "frontal"), MEAN_FACE_INPUT).to_image(kp_crop)
-    expected = roi_from_landmarks(first[:, :2])
-    assert_close(f.box.as_list(), expected.as_list(), 1e-2, "final roi vs first-pass landmark roi")
+def test_refinement_recrops_on_the_first_pass_landmarks(spy_rec):
+    """The second crop is √2 × the first pass's landmark box, around its centre."""
+    box = roi_from_detection(BoundingBox(200, 120, 440, 360), "frontal")
+    kp_crop = mean_face_keypoints(spy_rec.layout)
+    first = CropTransform.from_roi(box, MEAN_FACE_INPUT).to_image(kp_crop)
+    calls = _spy_network(spy_rec, lambda roi, m: m)
+    spy_rec.predict(gradient_photo(), [box])
+    assert_close(calls[1][0].as_list(), roi_from_landmarks(first[:, :2]).as_list(), 1e-2, "second crop")
+
+
+def _spy_network(rec, fake_map):
+    """Replace ``rec.run_network`` by a fake whose map for a roi is ``fake_map(roi, mean_map)``;
+    returns the list of roi lists it was called with."""
+    size = rec.bundle.input_size
+    mean_map = rec.predict_maps(np.zeros((1, size, size, 3), np.uint8))[0]
+    calls = []
+
+    def run_network(image, rois):
+        calls.append(list(rois))
+        return np.stack([fake_map(r, mean_map) for r in rois]), [CropTransform.from_roi(r, size) for r in rois]
+
+    rec.run_network = run_network
+    return calls
+
+
+@pytest.fixture
+def spy_rec(mean_face_bundle):
+    return Reconstructor.from_bundle(mean_face_bundle, device="cpu")
+
+
+def _anchored(spy_rec, anchor: BoundingBox):
+    """A face fixed in the photo: the mean face as seen in the crop of ``anchor``, whatever the crop."""
+    size = spy_rec.bundle.input_size
+    anchor_t = CropTransform.from_roi(anchor, size)
+    return lambda roi, m: CropTransform.from_roi(roi, size).to_crop(anchor_t.to_image(m)).astype(np.float32)
+
+
+def test_refinement_stops_once_the_crop_settles(spy_rec):
+    anchor = BoundingBox(220, 140, 420, 340)
+    calls = _spy_network(spy_rec, _anchored(spy_rec, anchor))
+    maps, transforms, rois = spy_rec.predict(gradient_photo(), [BoundingBox(150, 100, 450, 400)])
+    settled = calls[1][0]  # the landmark roi of the face, reached by the second pass
+    assert len(calls) == 2
+    assert_close(rois[0].as_list(), settled.as_list(), 1e-6, "final roi")
+    assert maps.shape == (1, spy_rec.bundle.input_size, spy_rec.bundle.input_size, 3)
+
+
+def test_refinement_follows_a_drifting_face_up_to_the_pass_limit(spy_rec):
+    size = spy_rec.bundle.input_size
+    drift = 0.1 * size  # crop px: the landmarks always sit 10 % of the crop right of where the last crop put them
+    calls = _spy_network(spy_rec, lambda roi, m: m + np.array([drift, 0.0, 0.0], np.float32))
+    spy_rec.predict(gradient_photo(), [BoundingBox(150, 100, 450, 400)])
+    assert len(calls) == REFINE_MAX_PASSES
+
+
+def test_settled_faces_are_not_run_again_and_refine_off_is_one_pass(spy_rec):
+    anchor = BoundingBox(220, 140, 420, 340)
+    anchored = _anchored(spy_rec, anchor)
+    size = spy_rec.bundle.input_size
+    drifting_box = BoundingBox(0, 0, 100, 100)
+
+    def fake(roi, m):  # the face found near the origin drifts, the other one stays put
+        if roi.center[0] < 200:
+            return m + np.array([0.1 * size, 0.0, 0.0], np.float32)
+        return anchored(roi, m)
+
+    calls = _spy_network(spy_rec, fake)
+    spy_rec.predict(gradient_photo(), [BoundingBox(150, 100, 450, 400), drifting_box])
+    assert [len(c) for c in calls[:2]] == [2, 2] and all(len(c) == 1 for c in calls[2:])
+    assert len(calls) == REFINE_MAX_PASSES
+    spy_rec.refine = False
+    calls.clear()
+    spy_rec.predict(gradient_photo(), [drifting_box])
+    assert len(calls) == 1
 
 
 def test_no_face_is_an_empty_list(mean_face_bundle):

@@ -65,16 +65,19 @@ def test_bundle_crop_zoom_setting(bundle_copy):
 
 
 def test_reconstruction_uses_the_bundle_zoom_in_both_passes(bundle_copy):
-    """Mean-face model: the mesh is the mean face in the tightened crop of the final roi, and that
-    roi is still √2 × the first pass's landmark box (the zoom acts on the crop, not on the roi)."""
+    """Mean-face model: the mesh is the mean face in the tightened crop of the final roi, and the
+    second roi is still √2 × the first pass's landmark box (the zoom acts on the crop, not on the roi)."""
     _set_zoom(bundle_copy, ZOOM)
     rec = Reconstructor.from_bundle(bundle_copy)
     assert rec.crop_zoom == ZOOM
+    rois_seen, network = [], rec.run_network
+    rec.run_network = lambda image, rois: (rois_seen.append(list(rois)), network(image, rois))[1]
     box = BoundingBox(220, 140, 420, 340)
     f = rec(gradient_photo(), boxes=[box])[0]
     kp_crop = mean_face_keypoints(rec.layout)
     first = CropTransform.from_roi(roi_from_detection(box, "frontal"), MEAN_FACE_INPUT, ZOOM).to_image(kp_crop)
-    assert_close(f.box.as_list(), roi_from_landmarks(first[:, :2]).as_list(), 1e-2, "final roi")
+    assert_close(rois_seen[1][0].as_list(), roi_from_landmarks(first[:, :2]).as_list(), 1e-2, "second roi")
+    assert f.box == rois_seen[-1][0]
     expected = CropTransform.from_roi(f.box, MEAN_FACE_INPUT, ZOOM).to_image(mean_face_crop())
     expected[:, 2] -= expected[:, 2].min()
     assert_close(f.vertices, expected, POSITION_PX, "vertices vs the mean face in the zoomed crop")

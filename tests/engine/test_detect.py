@@ -9,7 +9,7 @@ from engine import detect
 from engine.crop import roi_from_landmarks
 from engine.detect import FaceBox, FixedBoxDetector, OpenCVCascadeDetector, get_detector, roi_from_detection
 from engine.image_io import load_image, sample_photo_path
-from engine.training.calibrate_detector import iou
+from engine.training.metrics import box_iou
 from engine.types import BoundingBox
 
 # The astronaut's face, read by eye off the 512×512 sample (px): hairline to chin, ear to ear, and
@@ -41,7 +41,7 @@ def test_sample_photo_has_one_face(detector: OpenCVCascadeDetector, photo: np.nd
     roi = roi_from_detection(face)
     assert roi.width == pytest.approx(roi.height)
     corners = np.array([[LANDMARK_REGION.left, LANDMARK_REGION.top], [LANDMARK_REGION.right, LANDMARK_REGION.bottom]])
-    assert iou(roi, roi_from_landmarks(corners)) > MIN_ROI_IOU
+    assert box_iou(roi, roi_from_landmarks(corners)) > MIN_ROI_IOU
 
 
 def test_mirrored_photo_gives_mirrored_box(detector: OpenCVCascadeDetector, photo: np.ndarray) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.training.metrics import binned, nme_per_image
+from engine.crop import roi_from_landmarks
+from engine.training.metrics import annotated_face, binned, box_iou, nme_per_image
+from engine.types import BoundingBox
 
 
 def _square_gt(side: float) -> np.ndarray:
@@ -46,3 +48,22 @@ def test_bins_balanced_and_mean():
 def test_shape_mismatch_is_named():
     with pytest.raises(ValueError, match="pred and gt"):
         nme_per_image(np.zeros((1, 68, 3)), np.zeros((2, 68, 3)))
+
+
+def test_box_iou_hand_cases():
+    a = BoundingBox(0, 0, 10, 10)
+    assert box_iou(a, a) == pytest.approx(1.0)
+    assert box_iou(a, BoundingBox(5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert box_iou(a, BoundingBox(20, 20, 30, 30)) == 0.0
+
+
+def test_annotated_face_picks_the_detection_on_the_face_not_the_largest():
+    pts = _square_gt(100.0)[0, :, :2] + 200.0  # the annotated face: 68 points in [200, 300]²
+    truth = roi_from_landmarks(pts)
+    bigger_other_face = BoundingBox(0, 0, 180, 180)  # someone else, nearer the camera
+    loose = BoundingBox(truth.left + 30, truth.top + 30, truth.right + 30, truth.bottom + 30)
+    tight = BoundingBox(truth.left + 5, truth.top, truth.right + 5, truth.bottom)
+    assert annotated_face([bigger_other_face, loose, tight], pts) == 2
+    assert annotated_face([bigger_other_face, loose], pts) == 1
+    assert annotated_face([bigger_other_face], pts) is None
+    assert annotated_face([], pts) is None
