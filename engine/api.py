@@ -19,7 +19,14 @@ import torch
 
 from .bundle import ModelBundle, default_bundle_path, load_bundle
 from .crop import CropTransform, crop_image, roi_change, roi_from_landmarks
-from .detect import FaceDetector, get_detector, roi_from_detection
+from .detect import (
+    FALLBACK_MIN_NEIGHBOURS,
+    NMS_OVERLAP,
+    FaceDetector,
+    get_detector,
+    overlap_of_smaller,
+    roi_from_detection,
+)
 from .image_io import load_image
 from .mesh import mesh_uv, vertex_colors
 from .model import predict_position_maps
@@ -28,6 +35,7 @@ from .position_map import map_from_vertices
 from .readout import Readout
 from .texture import extract_texture
 from .types import BoundingBox, FaceReconstruction
+from .verify import MAX_FLIP_DISAGREEMENT, flip_disagreement
 from .visibility import ZBuffer, landmark_visibility, vertex_visibility
 
 DEFAULT_TEXTURE_SIZE = 1024
@@ -39,6 +47,7 @@ MIN_FACE_PX = 16  # a roi smaller than this (photo px) holds too little face to 
 # A face framed badly by the detector (a box on part of the face) takes several passes to settle.
 REFINE_MAX_PASSES = 6
 REFINE_TOLERANCE = 0.02
+FALLBACK_MAX_BOXES = 8  # relaxed-cascade boxes checked per photo, largest first (each costs ≤ 7 passes)
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -86,7 +95,9 @@ class Reconstructor:
     run each crop mirrored and average the two maps (twice the network time; our default model gains ≈0.2 %
     balanced NME); None takes the bundle's own setting (bundle.json ``inference.flip_average``).
     ``crop_zoom``: how much tighter than the roi the network's crop is (engine.crop); None takes the
-    bundle's ``inference.crop_zoom`` (1 when absent).
+    bundle's ``inference.crop_zoom`` (1 when absent). ``fallback_detector``: asked when ``detector``
+    finds no face, its boxes kept only when the network confirms them (engine.verify); by default
+    the relaxed OpenCV cascades when ``detector`` is the default one, else none.
     """
 
     def __init__(
@@ -95,6 +106,7 @@ class Reconstructor:
         *,
         device: str | None = "cpu",
         detector: FaceDetector | None = None,
+        fallback_detector: FaceDetector | None = None,
         refine: bool = True,
         flip_average: bool | None = None,
         crop_zoom: float | None = None,
@@ -105,10 +117,16 @@ class Reconstructor:
         self.layout = bundle.layout
         self.readout = Readout.build(self.layout, bundle.input_size)
         self.uv = mesh_uv(self.layout)
-        self.detector = detector if detector is not None else get_detector("opencv")
+        if detector is None:
+            detector = get_detector("opencv")
+            if fallback_detector is None:
+                fallback_detector = get_detector("opencv", min_neighbours=FALLBACK_MIN_NEIGHBOURS)
+        self.detector, self.fallback_detector = detector, fallback_detector
         self.refine = refine
         if flip_average and not self.layout.mirrors_by_columns:
-            raise ValueError(f"flip averaging needs a layout that mirrors by columns; {self.layout.layout_id!r} does not")
+            raise ValueError(
+                f"flip averaging needs a layout that mirrors by columns; {self.layout.layout_id!r} does not"
+            )
         self.flip_average = bundle.flip_average if flip_average is None else flip_average
         self.crop_zoom = bundle.crop_zoom if crop_zoom is None else float(crop_zoom)
         if not self.crop_zoom > 0:
@@ -116,6 +134,7 @@ class Reconstructor:
         self.amp_dtype = _autocast_dtype(self.device)
         self.last_times = StageTimes()
         self._crop_seconds = 0.0  # accumulated by run_network, reported apart from the network
+        self._detect_seconds = 0.0  # accumulated by locate
 
     @classmethod
     def from_bundle(cls, path: str | Path | None = None, *, device: str | None = "cpu", **options) -> Reconstructor:
@@ -148,23 +167,84 @@ class Reconstructor:
         have settled are not run again. Returns the final maps (F, S, S, 3) in crop px, their crop
         transforms and final rois.
         """
+        maps, transforms, rois, _ = self._refine(image, rois)
+        return maps, transforms, rois
+
+    def _refine(
+        self, image: np.ndarray, rois: list[BoundingBox]
+    ) -> tuple[np.ndarray, list[CropTransform], list[BoundingBox], list[bool]]:
+        """:meth:`predict`, also saying per face whether its crop settled (always False without
+        refinement, which cannot tell)."""
         first_maps, first_transforms = self.run_network(image, rois)
         maps, transforms, rois = list(first_maps), list(first_transforms), list(rois)
+        settled = [False] * len(rois)
         pending = list(range(len(rois))) if self.refine else []
-        for n_pass in range(2, REFINE_MAX_PASSES + 1):
+        for n_pass in range(2, REFINE_MAX_PASSES + 2):  # the last round only checks the final crops
             nxt = {i: self._landmark_roi(maps[i], transforms[i]) for i in pending}
             if n_pass > 2:
-                pending = [i for i in pending if roi_change(rois[i], nxt[i]) >= REFINE_TOLERANCE]
-            if not pending:
+                for i in pending:
+                    settled[i] = roi_change(rois[i], nxt[i]) < REFINE_TOLERANCE
+                pending = [i for i in pending if not settled[i]]
+            if not pending or n_pass > REFINE_MAX_PASSES:
                 break
             new_maps, new_transforms = self.run_network(image, [nxt[i] for i in pending])
             for i, m, t in zip(pending, new_maps, new_transforms):
                 maps[i], transforms[i], rois[i] = m, t, nxt[i]
-        return np.stack(maps), transforms, rois
+        return np.stack(maps), transforms, rois, settled
 
     def _landmark_roi(self, out_map: np.ndarray, transform: CropTransform) -> BoundingBox:
         """The crop roi around the 68 landmarks of a (S, S, 3) map in crop px (image px)."""
         return roi_from_landmarks(transform.to_image(self.readout.keypoints(out_map))[:, :2])
+
+    # -- faces in a photo ---------------------------------------------------------------------------
+    def locate(
+        self, rgb: np.ndarray, *, boxes: list[BoundingBox] | None = None, all_faces: bool = True
+    ) -> tuple[np.ndarray, list[CropTransform], list[BoundingBox]]:
+        """Find the faces of an RGB photo and run the network on them: the final maps (F, S, S, 3)
+        in crop px, their crop transforms and rois (image px), largest detection first; F = 0 when
+        there is no face. ``boxes`` (face boxes) replace detection, and no fallback is tried."""
+        t0 = time.perf_counter()
+        if boxes is not None:
+            rois = [roi_from_detection(b, "frontal") for b in boxes]
+        else:
+            rois = [roi_from_detection(b) for b in self.detector(rgb)]
+        rois = [r for r in rois if max(r.width, r.height) >= MIN_FACE_PX]
+        self._detect_seconds += time.perf_counter() - t0
+        if rois:
+            return self.predict(rgb, rois[:1] if not all_faces else rois)
+        if boxes is None and self.fallback_detector is not None:
+            return self._fallback(rgb, all_faces=all_faces)
+        return self._no_faces()
+
+    def _fallback(
+        self, rgb: np.ndarray, *, all_faces: bool
+    ) -> tuple[np.ndarray, list[CropTransform], list[BoundingBox]]:
+        """Faces from the fallback detector that the network confirms (engine.verify): the crop
+        settled and the mirrored crop agrees; boxes that converged onto the same face count once."""
+        t0 = time.perf_counter()
+        rois = [roi_from_detection(b) for b in self.fallback_detector(rgb)]
+        rois = [r for r in rois if max(r.width, r.height) >= MIN_FACE_PX][:FALLBACK_MAX_BOXES]
+        self._detect_seconds += time.perf_counter() - t0
+        if not rois:
+            return self._no_faces()
+        maps, transforms, rois, settled = self._refine(rgb, rois)
+        s = self.bundle.input_size
+        crops = np.stack([crop_image(rgb, r, s, self.crop_zoom)[0] for r in rois])
+        disagreement = flip_disagreement(self.model, crops, self.readout, amp_dtype=self.amp_dtype)
+        keep: list[int] = []
+        for i in sorted(range(len(rois)), key=lambda i: disagreement[i]):  # most self-consistent first
+            if settled[i] and disagreement[i] < MAX_FLIP_DISAGREEMENT:
+                if all(overlap_of_smaller(rois[i], rois[k]) <= NMS_OVERLAP for k in keep):
+                    keep.append(i)
+        keep.sort(key=lambda i: -rois[i].area)
+        keep = keep[:1] if not all_faces else keep
+        if not keep:
+            return self._no_faces()
+        return maps[keep], [transforms[i] for i in keep], [rois[i] for i in keep]
+
+    def _no_faces(self) -> tuple[np.ndarray, list[CropTransform], list[BoundingBox]]:
+        s = self.bundle.input_size
+        return np.zeros((0, s, s, 3), np.float32), [], []
 
     # -- full reconstruction ----------------------------------------------------------------------
     def __call__(
@@ -181,21 +261,13 @@ class Reconstructor:
         t0 = time.perf_counter()
         rgb = load_image(image)
         t1 = time.perf_counter()
-        if boxes is None:
-            faces = self.detector(rgb)
-            rois = [roi_from_detection(b) for b in faces]
-        else:
-            rois = [roi_from_detection(b, "frontal") for b in boxes]
-        rois = [r for r in rois if max(r.width, r.height) >= MIN_FACE_PX]
-        if not all_faces:
-            rois = rois[:1]
-        t2 = time.perf_counter()
-        if not rois:
-            self.last_times = StageTimes(decode=(t1 - t0) * 1e3, detect=(t2 - t1) * 1e3)
-            return []
-        self._crop_seconds = 0.0
-        maps, transforms, rois = self.predict(rgb, rois)
+        self._crop_seconds = self._detect_seconds = 0.0
+        maps, transforms, rois = self.locate(rgb, boxes=boxes, all_faces=all_faces)
         t3 = time.perf_counter()
+        detect_ms, network_ms = self._detect_seconds * 1e3, (t3 - t1 - self._detect_seconds) * 1e3
+        if not rois:
+            self.last_times = StageTimes(decode=(t1 - t0) * 1e3, detect=detect_ms, network=network_ms)
+            return []
         faces_out, t_tex = [], 0.0
         for roi, m, t in zip(rois, maps, transforms):
             recon, dt = self._finish(rgb, roi, m, t, texture_size=texture_size, symmetric_fill=symmetric_fill)
@@ -204,9 +276,9 @@ class Reconstructor:
         t4 = time.perf_counter()
         self.last_times = StageTimes(
             decode=(t1 - t0) * 1e3,
-            detect=(t2 - t1) * 1e3,
+            detect=detect_ms,
             crop=0.0,
-            network=(t3 - t2) * 1e3,
+            network=network_ms,
             geometry=(t4 - t3 - t_tex) * 1e3,
             texture=t_tex * 1e3,
         )

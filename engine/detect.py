@@ -8,7 +8,9 @@ with, using offsets calibrated on AFLW2000-3D (``engine/training/calibrate_detec
 
 The default backend runs OpenCV's bundled Viola–Jones cascades (Viola & Jones, CVPR 2001): the
 frontal cascade, and the profile cascade on the photo and on its mirror image (the cascade only
-knows one profile direction); overlapping boxes are merged by non-maximum suppression.
+knows one profile direction); overlapping boxes are merged by non-maximum suppression. The same
+cascades with :data:`FALLBACK_MIN_NEIGHBOURS` are the engine's fallback when these find nothing; the
+network then checks the fallback's boxes (engine.verify).
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ SCALE_FACTOR = 1.1  # pyramid step; 1.15 is 1.5× faster but finds 5 points fewe
 MIN_NEIGHBOURS_FRONTAL = 4  # merged windows a frontal box needs: 3 / 4 / 6 → 82.4 / 81.6 / 80.3 %, 43 / 27 / 19
 MIN_NEIGHBOURS_PROFILE = 3  # same for profiles: 3 / 4 → 81.6 / 80.4 %, 27 / 24
 NMS_OVERLAP = 0.5  # intersection / smaller area above which two boxes are one face
+# The fallback, asked only when the settings above find no face (engine.api): the same cascades
+# accepting boxes of a single raw window. On the 175 dev images the default finds nothing in,
+# 3 / 2 / 1 windows (frontal, profile 2 / 1 / 1) put a box on the face in 27 / 69 / 78 of them, and
+# boxes on 3 / 8 / 11 of 300 face-free strips of the same photos; the network's check
+# (engine.verify) then rejects the false ones.
+FALLBACK_MIN_NEIGHBOURS = (1, 1)
 
 # Detector box → 3DDFA roi (square, side √2 × the 68-landmark box). Offsets are fractions of the
 # detector box side (x right, y down; for profiles +x is where the nose points), scale = roi side /
@@ -165,12 +173,13 @@ def non_max_suppression(boxes: Iterable[FaceBox], *, overlap: float = NMS_OVERLA
     rank = {FRONTAL: 0, PROFILE_LEFT: 1, PROFILE_RIGHT: 1, ROI: 2}
     kept: list[FaceBox] = []
     for b in sorted(boxes, key=lambda b: (rank[b.kind], -b.score, -b.area)):
-        if all(_overlap(b, k) <= overlap for k in kept):
+        if all(overlap_of_smaller(b, k) <= overlap for k in kept):
             kept.append(b)
     return sorted(kept, key=lambda b: -b.area)
 
 
-def _overlap(a: BoundingBox, b: BoundingBox) -> float:
+def overlap_of_smaller(a: BoundingBox, b: BoundingBox) -> float:
+    """Intersection area / the smaller box's area (0 when they do not touch)."""
     iw = min(a.right, b.right) - max(a.left, b.left)
     ih = min(a.bottom, b.bottom) - max(a.top, b.top)
     return 0.0 if iw <= 0 or ih <= 0 else iw * ih / min(a.area, b.area)

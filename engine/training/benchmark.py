@@ -1,11 +1,12 @@
 """``python -m engine evaluate DIR``: AFLW2000-3D figures for a bundle, as the papers report them.
 
 Two cropping modes: the protocol's roi boxes (``roi_box.npy``), or, with ``--detector``, what a user
-gets from a plain photo — our detector, the roi conversion and the landmark refinement passes. The
-detection scored is the one on the annotated face (``metrics.annotated_face``: roi centre inside its
-68-point box, best overlap); AFLW2000 photos often show other people too, whose faces the engine
-reconstructs as well but who have no ground truth. Images without a detection on the annotated face
-count as misses and are left out of the NME (the miss count is printed).
+gets from a plain photo — ``Reconstructor.locate``: our detector (and its network-checked
+fallback), the roi conversion and the landmark refinement passes. The face scored is the one on the
+annotated face (``metrics.annotated_face``: final roi centre inside its 68-point box, best overlap);
+AFLW2000 photos often show other people too, whose faces the engine reconstructs as well but who
+have no ground truth. Images without a face found on the annotated one count as misses and are left
+out of the NME (the miss count is printed).
 In both, the network's crop is the roi tightened by the bundle's ``inference.crop_zoom`` (engine.crop),
 exactly as the engine runs it; ``--crop-zoom 1`` crops the protocol's roi as it is.
 
@@ -26,7 +27,6 @@ import numpy as np
 import scipy.io as sio
 
 from ..api import Reconstructor
-from ..detect import roi_from_detection
 from ..image_io import load_image
 from ..pose import estimate_pose
 from ..types import BoundingBox
@@ -76,13 +76,13 @@ def evaluate_folder(
     t0 = time.perf_counter()
     for i, (name, roi) in enumerate(zip(names, rois)):
         image = load_image(folder / name)
-        if use_detector:  # what a user gets: detection, roi conversion, refinement passes
-            detected = [roi_from_detection(f) for f in rec.detector(image)]
-            face = annotated_face(detected, gt[i, :, :2])
+        if use_detector:  # what a user gets: detection (+ checked fallback), refinement passes
+            maps, transforms, final_rois = rec.locate(image)
+            face = annotated_face(final_rois, gt[i, :, :2])
             found.append(face is not None)
             if face is None:
                 continue
-            maps, transforms, _ = rec.predict(image, [detected[face]])
+            maps, transforms = maps[face : face + 1], transforms[face : face + 1]
         else:  # the protocol: one pass on the given roi crop
             found.append(True)
             maps, transforms = rec.run_network(image, [BoundingBox(*map(float, roi))])

@@ -51,7 +51,7 @@ def binned(nme: np.ndarray, yaw_abs_deg: np.ndarray) -> dict[str, float]:
 def annotated_face(rois: list[BoundingBox], landmarks_2d: np.ndarray) -> int | None:
     """Index of the detection that is the annotated face, or None when none is.
 
-    ``rois``: each detection's crop roi (image px, after ``roi_from_detection``); ``landmarks_2d``:
+    ``rois``: each found face's crop roi (image px; the engine's final crop rois); ``landmarks_2d``:
     the face's (68, 2) ground-truth points. A detection is on the annotated face when its roi centre
     lies inside the 68-point box; of those, the one whose roi overlaps the protocol's roi (the
     points' ``roi_from_landmarks``) most wins. Detections elsewhere are other faces in the photo

@@ -43,3 +43,54 @@ def test_texture_and_mesh_are_dense(face):
     assert face.vertices.shape[0] > 43_000
     assert face.texture_mask.mean() > 0.4
     assert face.landmark_visibility[27:48].all()  # nose and eyes are seen on a frontal face
+
+
+@pytest.fixture(scope="module")
+def fallback_only():
+    """The shipped model with a detector that finds nothing, so that every photo goes to the fallback."""
+    if not (default_bundle_path() / "bundle.json").is_file():
+        pytest.skip("no default model bundle in weights/default")
+    from engine.api import Reconstructor
+    from engine.detect import FixedBoxDetector
+
+    def build(box):
+        return Reconstructor.from_bundle(
+            device="cpu", detector=FixedBoxDetector([]), fallback_detector=FixedBoxDetector([box], kind="frontal")
+        )
+
+    return build
+
+
+def test_fallback_box_on_part_of_the_face_finds_the_face(fallback_only):
+    from engine.types import BoundingBox
+
+    on_the_right_eye = BoundingBox(190, 85, 230, 125)
+    faces = fallback_only(on_the_right_eye)(sample_photo_path(), texture_size=256)
+    assert len(faces) == 1
+    assert np.linalg.norm(faces[0].landmarks_2d[30] - NOSE_TIP) < LANDMARK_PX
+
+
+FACE_PAINTED_OVER = (slice(20, 240), slice(130, 320))  # rows, columns: the astronaut's head, grey
+PAINT_GREY = 128
+
+
+@pytest.mark.parametrize(
+    "box",
+    [(20, 300, 200, 480), (350, 50, 500, 200), (300, 300, 480, 480), (0, 0, 140, 140), (150, 40, 300, 190)],
+    ids=["suit", "sky-right", "flag-shoulder", "top-left", "where-the-face-was"],
+)
+def test_fallback_boxes_in_a_photo_without_a_face_are_rejected(fallback_only, box):
+    from engine.image_io import load_image
+    from engine.types import BoundingBox
+
+    photo = load_image(sample_photo_path()).copy()
+    photo[FACE_PAINTED_OVER] = PAINT_GREY
+    maps, transforms, rois = fallback_only(BoundingBox(*box)).locate(photo)
+    assert rois == [] and maps.shape[0] == 0
+
+
+def test_fallback_box_on_noise_is_rejected(fallback_only):
+    from engine.types import BoundingBox
+
+    noise = np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8)
+    assert fallback_only(BoundingBox(100, 100, 300, 300))(noise) == []
