@@ -20,9 +20,9 @@ import torch
 from .bundle import ModelBundle, default_bundle_path, load_bundle
 from .crop import CropTransform, crop_image, roi_change, roi_from_landmarks
 from .detect import (
-    FALLBACK_MIN_NEIGHBOURS,
     NMS_OVERLAP,
     FaceDetector,
+    default_fallback_detector,
     get_detector,
     overlap_of_smaller,
     roi_from_detection,
@@ -97,7 +97,8 @@ class Reconstructor:
     ``crop_zoom``: how much tighter than the roi the network's crop is (engine.crop); None takes the
     bundle's ``inference.crop_zoom`` (1 when absent). ``fallback_detector``: asked when ``detector``
     finds no face, its boxes kept only when the network confirms them (engine.verify); by default
-    the relaxed OpenCV cascades when ``detector`` is the default one, else none.
+    the relaxed OpenCV cascades and the close-up boxes (engine.detect.default_fallback_detector) when
+    ``detector`` is the default one, else none.
     """
 
     def __init__(
@@ -120,7 +121,7 @@ class Reconstructor:
         if detector is None:
             detector = get_detector("opencv")
             if fallback_detector is None:
-                fallback_detector = get_detector("opencv", min_neighbours=FALLBACK_MIN_NEIGHBOURS)
+                fallback_detector = default_fallback_detector()
         self.detector, self.fallback_detector = detector, fallback_detector
         self.refine = refine
         if flip_average and not self.layout.mirrors_by_columns:

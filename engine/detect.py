@@ -45,6 +45,11 @@ NMS_OVERLAP = 0.5  # intersection / smaller area above which two boxes are one f
 # boxes on 3 / 8 / 11 of 300 face-free strips of the same photos; the network's check
 # (engine.verify) then rejects the false ones.
 FALLBACK_MIN_NEIGHBOURS = (1, 1)
+# The fallback also proposes close-up boxes (CloseUpBoxes): centred squares of these fractions of the
+# photo's shorter side. On the same 175 images, checked by the network, they alone find 158 of the
+# faces (AFLW2000 photos are crops around one face, so this is where the guess is right by design;
+# in a wide photo it finds nothing and costs one check); on the 300 strips, no false face.
+CLOSE_UP_FRACTIONS = (1.0, 0.7)
 
 # Detector box → 3DDFA roi (square, side √2 × the 68-landmark box). Offsets are fractions of the
 # detector box side (x right, y down; for profiles +x is where the nose points), scale = roi side /
@@ -151,6 +156,40 @@ class OpenCVCascadeDetector:
 
     def __call__(self, image: np.ndarray) -> list[FaceBox]:
         return non_max_suppression(self.detect_all(image))
+
+
+class CloseUpBoxes:
+    """Square rois centred on the photo, :data:`CLOSE_UP_FRACTIONS` of its shorter side: the guess
+    that the photo is a close-up of one face (a portrait cropped to the head). Only a proposal for
+    the fallback, whose boxes the network checks (engine.verify); ``kind`` is ROI, so the boxes are
+    crop rois as they are."""
+
+    def __init__(self, fractions: Iterable[float] = CLOSE_UP_FRACTIONS) -> None:
+        self.fractions = tuple(float(f) for f in fractions)
+        if not self.fractions or not all(0.0 < f <= 1.0 for f in self.fractions):
+            raise ValueError(f"close-up fractions must be in (0, 1], got {self.fractions}")
+
+    def __call__(self, image: np.ndarray) -> list[FaceBox]:
+        h, w = _check_image(image).shape[:2]
+        cx, cy, short = w / 2, h / 2, min(h, w)
+        halves = sorted((f * short / 2 for f in self.fractions), reverse=True)
+        return [FaceBox(cx - r, cy - r, cx + r, cy + r) for r in halves]
+
+
+class AllOf:
+    """Every box of several detectors, largest first, without merging (the fallback's proposals:
+    boxes that converge on one face are merged after the network's refinement)."""
+
+    def __init__(self, *detectors: FaceDetector) -> None:
+        self.detectors = detectors
+
+    def __call__(self, image: np.ndarray) -> list[BoundingBox]:
+        return sorted((b for d in self.detectors for b in d(image)), key=lambda b: -b.area)
+
+
+def default_fallback_detector() -> FaceDetector:
+    """The engine's default fallback: the relaxed cascades and the close-up boxes."""
+    return AllOf(OpenCVCascadeDetector(min_neighbours=FALLBACK_MIN_NEIGHBOURS), CloseUpBoxes())
 
 
 class FixedBoxDetector:

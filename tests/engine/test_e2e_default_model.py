@@ -94,3 +94,26 @@ def test_fallback_box_on_noise_is_rejected(fallback_only):
 
     noise = np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8)
     assert fallback_only(BoundingBox(100, 100, 300, 300))(noise) == []
+
+
+def test_default_reconstructor_finds_no_face_in_a_photo_without_one(fallback_only):
+    from engine.api import Reconstructor
+    from engine.image_io import load_image
+
+    photo = load_image(sample_photo_path()).copy()
+    photo[FACE_PAINTED_OVER] = PAINT_GREY
+    assert Reconstructor.from_bundle(device="cpu")(photo, texture_size=256) == []
+
+
+def test_close_up_boxes_find_a_face_that_fills_the_photo(fallback_only):
+    from engine.api import Reconstructor
+    from engine.detect import CloseUpBoxes, FixedBoxDetector
+    from engine.image_io import load_image
+
+    left, top, side = 134, 20, 180  # the astronaut's head, cut as a close-up
+    close_up = np.ascontiguousarray(load_image(sample_photo_path())[top : top + side, left : left + side])
+    rec = Reconstructor.from_bundle(device="cpu", detector=FixedBoxDetector([]), fallback_detector=CloseUpBoxes())
+    faces = rec(close_up, texture_size=256)
+    assert len(faces) == 1
+    nose = np.subtract(NOSE_TIP, (left, top))
+    assert np.linalg.norm(faces[0].landmarks_2d[30] - nose) < LANDMARK_PX

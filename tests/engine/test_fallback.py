@@ -13,7 +13,7 @@ from synthetic import gradient_photo
 
 import engine.api as api
 from engine.api import Reconstructor
-from engine.detect import FixedBoxDetector, OpenCVCascadeDetector
+from engine.detect import FALLBACK_MIN_NEIGHBOURS, AllOf, CloseUpBoxes, FixedBoxDetector, OpenCVCascadeDetector
 from engine.types import BoundingBox
 from engine.verify import MAX_FLIP_DISAGREEMENT, flip_disagreement
 
@@ -87,8 +87,10 @@ def test_fallback_runs_only_when_the_detector_finds_nothing(mean_face_bundle):
 
 def test_default_fallback_only_with_the_default_detector(mean_face_bundle):
     default = Reconstructor.from_bundle(mean_face_bundle)
-    assert isinstance(default.fallback_detector, OpenCVCascadeDetector)
-    assert default.fallback_detector.min_neighbours == api.FALLBACK_MIN_NEIGHBOURS
+    assert isinstance(default.fallback_detector, AllOf)
+    cascade, close_up = default.fallback_detector.detectors
+    assert isinstance(cascade, OpenCVCascadeDetector) and cascade.min_neighbours == FALLBACK_MIN_NEIGHBOURS
+    assert isinstance(close_up, CloseUpBoxes)
     assert Reconstructor.from_bundle(mean_face_bundle, detector=FixedBoxDetector([])).fallback_detector is None
 
 
@@ -122,3 +124,17 @@ def test_flip_disagreement_refuses_bad_crops(mean_face_bundle):
     rec = Reconstructor.from_bundle(mean_face_bundle)
     with pytest.raises(ValueError, match="crops"):
         flip_disagreement(rec.model, np.zeros((0, 8, 8, 3), np.uint8), rec.readout)
+
+
+def test_close_up_boxes_are_centred_squares_of_the_shorter_side():
+    boxes = CloseUpBoxes((0.5, 1.0))(np.zeros((300, 500, 3), np.uint8))
+    assert [b.as_list() for b in boxes] == [[100, 0, 400, 300], [175, 75, 325, 225]]
+    assert all(b.kind == "roi" for b in boxes)
+    with pytest.raises(ValueError, match="fractions"):
+        CloseUpBoxes((0.0,))
+
+
+def test_all_of_pools_every_box_largest_first():
+    small, large = BoundingBox(0, 0, 10, 10), BoundingBox(0, 0, 50, 50)
+    pooled = AllOf(FixedBoxDetector([small]), FixedBoxDetector([large]))(np.zeros((64, 64, 3), np.uint8))
+    assert [b.as_list() for b in pooled] == [large.as_list(), small.as_list()]
