@@ -98,7 +98,8 @@ class Reconstructor:
     bundle's ``inference.crop_zoom`` (1 when absent). ``fallback_detector``: asked when ``detector``
     finds no face, its boxes kept only when the network confirms them (engine.verify); by default
     the relaxed OpenCV cascades and the close-up boxes (engine.detect.default_fallback_detector) when
-    ``detector`` is the default one, else none.
+    ``detector`` is the default one, else none. Its check needs the refinement: with
+    ``refine=False`` the fallback confirms no face.
     """
 
     def __init__(
@@ -229,12 +230,17 @@ class Reconstructor:
         if not rois:
             return self._no_faces()
         maps, transforms, rois, settled = self._refine(rgb, rois)
+        candidates = [i for i in range(len(rois)) if settled[i]]  # a drifting crop is no face
+        if not candidates:
+            return self._no_faces()
         s = self.bundle.input_size
-        crops = np.stack([crop_image(rgb, r, s, self.crop_zoom)[0] for r in rois])
-        disagreement = flip_disagreement(self.model, crops, self.readout, amp_dtype=self.amp_dtype)
+        crops = np.stack([crop_image(rgb, rois[i], s, self.crop_zoom)[0] for i in candidates])
+        disagreement = dict(
+            zip(candidates, flip_disagreement(self.model, crops, self.readout, amp_dtype=self.amp_dtype))
+        )
         keep: list[int] = []
-        for i in sorted(range(len(rois)), key=lambda i: disagreement[i]):  # most self-consistent first
-            if settled[i] and disagreement[i] < MAX_FLIP_DISAGREEMENT:
+        for i in sorted(candidates, key=lambda i: disagreement[i]):  # most self-consistent first
+            if disagreement[i] < MAX_FLIP_DISAGREEMENT:
                 if all(overlap_of_smaller(rois[i], rois[k]) <= NMS_OVERLAP for k in keep):
                     keep.append(i)
         keep.sort(key=lambda i: -rois[i].area)

@@ -39,7 +39,13 @@ def _rec(bundle, monkeypatch, *, boxes, settled, disagreement, primary=()):
         return np.zeros((len(rois), size, size, 3), np.float32), [None] * len(rois), list(rois), list(settled)
 
     monkeypatch.setattr(rec, "_refine", refine)
-    monkeypatch.setattr(api, "flip_disagreement", lambda model, crops, readout, amp_dtype: np.asarray(disagreement))
+    checked = [d for d, ok in zip(disagreement, settled) if ok]  # only settled boxes are checked
+
+    def flip(model, crops, readout, amp_dtype):
+        assert len(crops) == len(checked)
+        return np.asarray(checked)
+
+    monkeypatch.setattr(api, "flip_disagreement", flip)
     return rec
 
 
