@@ -99,7 +99,9 @@ class Reconstructor:
     finds no face, its boxes kept only when the network confirms them (engine.verify); by default
     the relaxed OpenCV cascades and the close-up boxes (engine.detect.default_fallback_detector) when
     ``detector`` is the default one, else none. Its check needs the refinement: with
-    ``refine=False`` the fallback confirms no face.
+    ``refine=False`` the fallback confirms no face. ``landmark_model``: fit the read-out landmarks
+    to the bundle's 68-landmark shape model (engine.shape_model) when it has one; False keeps the
+    network's read-out as it is.
     """
 
     def __init__(
@@ -112,6 +114,7 @@ class Reconstructor:
         refine: bool = True,
         flip_average: bool | None = None,
         crop_zoom: float | None = None,
+        landmark_model: bool = True,
     ) -> None:
         self.bundle = bundle
         self.device = pick_device(device)
@@ -133,6 +136,7 @@ class Reconstructor:
         self.crop_zoom = bundle.crop_zoom if crop_zoom is None else float(crop_zoom)
         if not self.crop_zoom > 0:
             raise ValueError(f"crop zoom must be positive, got {crop_zoom}")
+        self.landmark_model = bundle.landmark_model if landmark_model else None
         self.amp_dtype = _autocast_dtype(self.device)
         self.last_times = StageTimes()
         self._crop_seconds = 0.0  # accumulated by run_network, reported apart from the network
@@ -195,8 +199,17 @@ class Reconstructor:
         return np.stack(maps), transforms, rois, settled
 
     def _landmark_roi(self, out_map: np.ndarray, transform: CropTransform) -> BoundingBox:
-        """The crop roi around the 68 landmarks of a (S, S, 3) map in crop px (image px)."""
+        """The crop roi around the 68 read-out landmarks of a (S, S, 3) map in crop px (image px);
+        framing needs only their box, so the shape model is not fitted here."""
         return roi_from_landmarks(transform.to_image(self.readout.keypoints(out_map))[:, :2])
+
+    def landmarks(self, out_map: np.ndarray, transform: CropTransform) -> np.ndarray:
+        """(68, 3) float64 landmarks in image px of a (S, S, 3) map in crop px: the read-out, fitted
+        to the landmark shape model when there is one (fitted in crop px, then moved to the image)."""
+        points = self.readout.keypoints(out_map)
+        if self.landmark_model is not None:
+            points = self.landmark_model.fit(points)
+        return transform.to_image(points)
 
     # -- faces in a photo ---------------------------------------------------------------------------
     def locate(
@@ -302,7 +315,7 @@ class Reconstructor:
         symmetric_fill: bool,
     ) -> tuple[FaceReconstruction, float]:
         vertices = transform.to_image(self.readout.vertices(out_map)).astype(np.float32)
-        landmarks = transform.to_image(self.readout.keypoints(out_map)).astype(np.float32)
+        landmarks = self.landmarks(out_map, transform).astype(np.float32)
         z0 = vertices[:, 2].min()
         vertices[:, 2] -= z0
         landmarks[:, 2] -= z0

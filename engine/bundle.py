@@ -8,8 +8,10 @@ A bundle is a folder::
                                 than the 3DDFA roi its crop is (engine.crop))
     weights-<sha256[:12]>.pt    a plain state dict (tensors only; fp16 allowed, cast up on load)
     layout.npz                  the UV layout (engine.layout), the mesh the model's maps are read into
+    landmark_model.npz          optional: the 68-landmark shape model that regularises the landmarks
+                                (engine.shape_model), added by ``engine.training.landmark_model``
 
-Loading = read JSON → check the sha256 of the weights and layout files against the JSON →
+Loading = read JSON → check the sha256 of the weights, layout (and landmark model) files against the JSON →
 ``torch.load(weights_only=True)`` (no pickled code can run) → strict ``load_state_dict`` into the
 network the metadata describes. Any mismatch raises a named error (``WeightsMismatchError``,
 ``NoWeightsError``, ``BundleFormatError``) and nothing is half-loaded.
@@ -18,6 +20,7 @@ network the metadata describes. Any mismatch raises a named error (``WeightsMism
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,13 +29,16 @@ from typing import Any
 
 import torch
 
+from .atomic_write import write_files_atomically
 from .errors import BundleFormatError, NoWeightsError, WeightsMismatchError
 from .layout import UVLayout, load_layout
 from .model import OUTPUT_KINDS, PositionMapNet
+from .shape_model import LandmarkShapeModel, load_landmark_model
 
 FORMAT = "prnet_blender.bundle/1"
 META_FILE = "bundle.json"
 LAYOUT_FILE = "layout.npz"
+LANDMARK_MODEL_FILE = "landmark_model.npz"
 DEFAULT_BUNDLE_DIR = "default"  # weights/default inside the repo, engine/_weights/default when vendored
 KEEP_FP32 = ("mean_map",)  # fp16 spacing is 0.125 px at 128–256 px: keep absolute positions in fp32
 
@@ -59,6 +65,7 @@ class ModelBundle:
     metadata: dict[str, Any] = field(default_factory=dict)  # provenance, metrics, licence
     flip_average: bool = False  # the model's default inference: average with its mirrored crop
     crop_zoom: float = 1.0  # crop side = roi side / crop_zoom (engine.crop.CropTransform.from_roi)
+    landmark_model: LandmarkShapeModel | None = None  # regularises the 68 landmarks (engine.shape_model)
 
     @property
     def bundle_id(self) -> str:
@@ -133,6 +140,14 @@ def load_bundle(path: str | Path) -> ModelBundle:
     _check_hash(weights_file, weights_sha, "weights")
     _check_hash(layout_file, layout_sha, "layout")
     layout = load_layout(layout_file)
+    landmark_model = None
+    if (entry := files.get("landmark_model")) is not None:
+        try:
+            model_file, model_sha = path / entry["name"], entry["sha256"]
+        except (KeyError, TypeError) as exc:
+            raise BundleFormatError(f"{meta_path}: files.landmark_model needs a name and a sha256") from exc
+        _check_hash(model_file, model_sha, "landmark model")
+        landmark_model = load_landmark_model(model_file)
     if flip_average and not layout.mirrors_by_columns:
         raise BundleFormatError(
             f"{meta_path}: inference.flip_average is set, but layout {layout.layout_id!r} does not mirror by columns"
@@ -150,6 +165,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
         metadata=meta,
         flip_average=flip_average,
         crop_zoom=float(crop_zoom),
+        landmark_model=landmark_model,
     )
 
 
@@ -190,6 +206,30 @@ def save_bundle(
         },
     }
     (path / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return load_bundle(path)
+
+
+def attach_landmark_model(
+    path: str | Path, model: LandmarkShapeModel, provenance: dict[str, Any] | None = None
+) -> ModelBundle:
+    """Add (or replace) a bundle's landmark shape model: the file and its bundle.json entry (plus
+    ``provenance`` under the top-level ``"landmark_model"`` key) are written together
+    (engine.atomic_write); the rest of the metadata is kept."""
+    path = Path(path)
+    load_bundle(path)  # only a valid bundle gets one
+    buf = io.BytesIO()
+    model.save(buf)
+    data = buf.getvalue()
+    meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    meta["files"]["landmark_model"] = {"name": LANDMARK_MODEL_FILE, "sha256": hashlib.sha256(data).hexdigest()}
+    if provenance is not None:
+        meta["landmark_model"] = provenance
+    write_files_atomically(
+        {
+            path / LANDMARK_MODEL_FILE: data,
+            path / META_FILE: (json.dumps(meta, indent=2) + "\n").encode("utf-8"),
+        }
+    )
     return load_bundle(path)
 
 

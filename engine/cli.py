@@ -109,6 +109,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             device=args.device,
             flip_average=args.flip_average,
             crop_zoom=args.crop_zoom,
+            landmark_model=args.landmark_model,
         )
     except (EngineError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -183,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="crop side = roi side / ZOOM (default: the bundle's inference.crop_zoom; 1 = the protocol's roi)",
     )
     _add_flip_option(e)
+    e.add_argument(
+        "--landmark-model",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit the landmarks to the bundle's landmark shape model when it has one (default on; "
+        "--no-landmark-model scores the network's read-out alone)",
+    )
     e.set_defaults(func=cmd_evaluate)
 
     i = sub.add_parser("import-prnet", help="official PRNet TF checkpoint → model bundle")

@@ -41,6 +41,23 @@ LANDMARK_NAMES: tuple[str, ...] = tuple(name for g, _, n, width in _GROUPS for n
 LANDMARK_GROUPS = MappingProxyType({g: tuple(range(first, first + n)) for g, first, n, _ in _GROUPS})
 
 
+# each landmark's left/right twin (iBUG order): jaw and brows reversed, the nose bridge and the
+# lips' centre line on themselves, eyes and lip corners swapped (checked against the layout's UV
+# symmetry in tests/engine/test_landmarks.py)
+LANDMARK_MIRROR: tuple[int, ...] = (
+    *range(16, -1, -1),
+    *range(26, 16, -1),
+    27, 28, 29, 30,
+    *range(35, 30, -1),
+    45, 44, 43, 42, 47, 46,
+    39, 38, 37, 36, 41, 40,
+    *range(54, 47, -1),
+    *range(59, 54, -1),
+    *range(64, 59, -1),
+    *range(67, 64, -1),
+)
+
+
 def landmarks_from_position_map(position_map: np.ndarray, layout: UVLayout) -> np.ndarray:
     """(S, S, 3) position map → (68, 3) float32 landmarks in the map's frame (image px for image maps).
 

@@ -61,6 +61,7 @@ def evaluate_folder(
     device: str = "cpu",
     flip_average: bool | None = None,
     crop_zoom: float | None = None,
+    landmark_model: bool = True,
 ) -> dict:
     folder = Path(folder)
     for needed in ("list.txt", "pts68.npy", "roi_box.npy", "yaw.npy"):
@@ -70,7 +71,9 @@ def evaluate_folder(
     gt = np.load(folder / "pts68.npy").transpose(0, 2, 1).astype(np.float64)
     rois = np.load(folder / "roi_box.npy")
     yaw = np.abs(np.load(folder / "yaw.npy"))
-    rec = Reconstructor.from_bundle(bundle, device=device, flip_average=flip_average, crop_zoom=crop_zoom)
+    rec = Reconstructor.from_bundle(
+        bundle, device=device, flip_average=flip_average, crop_zoom=crop_zoom, landmark_model=landmark_model
+    )
     layout, readout = rec.layout, rec.readout
     preds, poses, found = [], [], []
     t0 = time.perf_counter()
@@ -87,7 +90,7 @@ def evaluate_folder(
             found.append(True)
             maps, transforms = rec.run_network(image, [BoundingBox(*map(float, roi))])
         out_map, t = maps[0], transforms[0]
-        preds.append(t.to_image(readout.keypoints(out_map)))
+        preds.append(rec.landmarks(out_map, t))
         p = estimate_pose(t.to_image(readout.vertices(out_map)), layout)
         poses.append((p.yaw, p.pitch, p.roll))
     ms = (time.perf_counter() - t0) * 1e3 / len(names)
@@ -101,6 +104,7 @@ def evaluate_folder(
         "ms_per_image": ms,
         "flip_average": rec.flip_average,
         "crop_zoom": rec.crop_zoom,
+        "landmark_model": rec.landmark_model is not None,
     }
     gt_pose = _gt_pose(folder, names)
     if gt_pose is not None:
@@ -113,23 +117,15 @@ def evaluate_folder(
     return result
 
 
-def run_evaluation(
-    folder: str | Path,
-    *,
-    bundle: str | Path | None = None,
-    json_out: str | Path | None = None,
-    use_detector: bool = False,
-    device: str = "cpu",
-    flip_average: bool | None = None,
-    crop_zoom: float | None = None,
-) -> dict:
-    r = evaluate_folder(
-        folder, bundle=bundle, use_detector=use_detector, device=device, flip_average=flip_average, crop_zoom=crop_zoom
-    )
+def run_evaluation(folder: str | Path, *, json_out: str | Path | None = None, **options) -> dict:
+    """:func:`evaluate_folder` (``options`` are its keywords), printed; written as JSON to ``json_out``."""
+    r = evaluate_folder(folder, **options)
+    use_detector = options.get("use_detector", False)
     w = sys.stdout.write
     mode = "detector + refinement" if use_detector else "roi boxes"
     mode += ", flip averaging" if r["flip_average"] else ""
     mode += f", crop zoom {r['crop_zoom']:g}" if r["crop_zoom"] != 1.0 else ""
+    mode += ", landmark model" if r["landmark_model"] else ""
     w(
         f"{r['n']} images ({mode}), {r['missed']} missed by the detector\n"
         if use_detector

@@ -159,8 +159,16 @@ def main(argv: list[str] | None = None) -> int:
         "--sampling",
         choices=("yaw", "uniform"),
         default="yaw",
-        help=f"yaw: each epoch draws its crops so the |yaw| bins take {BIN_SHARES} of the steps "
+        help="yaw: each epoch draws its crops so the |yaw| bins take --bin-shares of the steps "
         "(engine.training.sampling); uniform: a permutation of all crops (runs 1–5)",
+    )
+    ap.add_argument(
+        "--bin-shares",
+        type=float,
+        nargs=3,
+        default=list(BIN_SHARES),
+        metavar=("FRONTAL", "HALF", "PROFILE"),
+        help=f"with --sampling yaw: share of the draws for |yaw| [0,30], (30,60], (60,90] (default {BIN_SHARES})",
     )
     ap.add_argument("--dev", type=Path, default=shared_data_dir() / "aflw2000_dev")
     ap.add_argument("--bundle-out", type=Path, default=None, help="export a bundle here after each epoch")
@@ -202,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     crops = np.load(args.labels / "crops_bgr.npy")[keep][..., ::-1]  # BGR → RGB view, trusted labels only
     params = np.load(args.labels / "params_refined.npy")[keep]
     if args.sampling == "yaw":
-        draw_p = sampling_probabilities(np.load(args.train_data / "yaw.npy")[keep])
+        draw_p = sampling_probabilities(np.load(args.train_data / "yaw.npy")[keep], tuple(args.bin_shares))
 
     def order_for(epoch: int) -> np.ndarray:
         if args.sampling == "yaw":
@@ -336,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                         **BUNDLE_METADATA,
                         "training": {
                             "sampling": args.sampling,
+                            "bin_shares": list(args.bin_shares),
                             "ema_decay": args.ema_decay,
                             "landmark_weight": args.landmark_weight,
                             "epochs_done": rec["epoch"],

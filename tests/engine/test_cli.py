@@ -195,3 +195,27 @@ def test_evaluate_with_flip_averaging_says_so(mean_face_bundle, tmp_path, capsys
 def test_evaluate_names_a_folder_that_is_not_a_dev_set(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 1
     assert "list.txt missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-landmark-model"]], ids=["fitted", "read-out"])
+def test_evaluate_fits_the_bundles_landmark_model_unless_told_not_to(bundle_copy, tmp_path, capsys, flag):
+    """A landmark model whose mean is the mean face: the fit of the mean face's own points is exact,
+    so the error stays 0 either way; the header and the JSON say which landmarks were scored."""
+    from mean_face import mean_face_keypoints
+
+    from engine.bundle import attach_landmark_model
+    from engine.shape_model import LandmarkShapeModel
+
+    mean = mean_face_keypoints().astype(np.float64)
+    mean -= mean.mean(axis=0)
+    modes, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(204, 4)))
+    model = LandmarkShapeModel(mean / 50.0, modes.T.reshape(4, 68, 3), np.full(4, 0.1), prior_weight=1e-3)
+    attach_landmark_model(bundle_copy, model)
+    _dev_folder(tmp_path / "dev", 0.0)
+    out = tmp_path / "nme.json"
+    assert main(["evaluate", str(tmp_path / "dev"), "--bundle", str(bundle_copy), "--json", str(out), *flag]) == 0
+    r = json.loads(out.read_text())
+    assert r["landmark_model"] == (not flag)
+    assert r["nme_2d"]["balanced"] < 1e-3  # percent: float32 read-out, as in the test above
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header == ("3 images (roi boxes)" if flag else "3 images (roi boxes, landmark model)")

@@ -11,6 +11,8 @@ from tolerances import LANDMARK_PX
 from engine.landmarks import LANDMARK_GROUPS, LANDMARK_NAMES, landmarks_from_position_map
 from engine.position_map import map_from_vertices, sample_map
 
+KEYPOINT_MIRROR_PX = 1.0  # layout px at 256²: BFM's keypoint vertices are symmetric to ≈0.5 px there
+
 
 def test_names_cover_the_ibug_68_points():
     assert len(LANDMARK_NAMES) == 68 and len(set(LANDMARK_NAMES)) == 68
@@ -59,3 +61,16 @@ def test_landmarks_equal_the_posed_canonical_read_out(yaw, pitch, roll):
 def test_wrong_map_size_raises():
     with pytest.raises(ValueError, match=r"\(128, 128, 3\)"):
         landmarks_from_position_map(np.zeros((128, 128, 3)), layout())
+
+
+def test_landmark_mirror_matches_the_layouts_symmetry():
+    """Each landmark's twin sits at its mirrored UV column on the same row (the layout is symmetric)."""
+    from engine.landmarks import LANDMARK_MIRROR
+    from engine.layout import default_layout
+
+    mirror = np.asarray(LANDMARK_MIRROR)
+    assert sorted(mirror) == list(range(68)) and np.array_equal(mirror[mirror], np.arange(68))
+    lay = default_layout()
+    uv = lay.keypoints_uv
+    assert np.abs((lay.size - 1 - uv[:, 0]) - uv[mirror, 0]).max() < KEYPOINT_MIRROR_PX
+    assert np.abs(uv[:, 1] - uv[mirror, 1]).max() < KEYPOINT_MIRROR_PX
