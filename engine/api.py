@@ -19,14 +19,7 @@ import torch
 
 from .bundle import ModelBundle, default_bundle_path, load_bundle
 from .crop import CropTransform, crop_image, roi_change, roi_from_landmarks
-from .detect import (
-    NMS_OVERLAP,
-    FaceDetector,
-    default_fallback_detector,
-    get_detector,
-    overlap_of_smaller,
-    roi_from_detection,
-)
+from .detect import FaceDetector, default_fallback_detector, get_detector, keep_distinct, roi_from_detection
 from .image_io import load_image
 from .mesh import mesh_uv, vertex_colors
 from .model import predict_position_maps
@@ -251,11 +244,10 @@ class Reconstructor:
         disagreement = dict(
             zip(candidates, flip_disagreement(self.model, crops, self.readout, amp_dtype=self.amp_dtype))
         )
-        keep: list[int] = []
-        for i in sorted(candidates, key=lambda i: disagreement[i]):  # most self-consistent first
-            if disagreement[i] < MAX_FLIP_DISAGREEMENT:
-                if all(overlap_of_smaller(rois[i], rois[k]) <= NMS_OVERLAP for k in keep):
-                    keep.append(i)
+        confirmed = sorted(  # most self-consistent first
+            (i for i in candidates if disagreement[i] < MAX_FLIP_DISAGREEMENT), key=lambda i: disagreement[i]
+        )
+        keep = [confirmed[j] for j in keep_distinct([rois[i] for i in confirmed])]
         keep.sort(key=lambda i: -rois[i].area)
         keep = keep[:1] if not all_faces else keep
         if not keep:

@@ -15,7 +15,7 @@ network then checks the fallback's boxes (engine.verify).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -210,11 +210,18 @@ def non_max_suppression(boxes: Iterable[FaceBox], *, overlap: float = NMS_OVERLA
     frontal roi had IoU 0.77 with the true roi, the profile one 0.71), then the higher score wins.
     """
     rank = {FRONTAL: 0, PROFILE_LEFT: 1, PROFILE_RIGHT: 1, ROI: 2}
-    kept: list[FaceBox] = []
-    for b in sorted(boxes, key=lambda b: (rank[b.kind], -b.score, -b.area)):
-        if all(overlap_of_smaller(b, k) <= overlap for k in kept):
-            kept.append(b)
-    return sorted(kept, key=lambda b: -b.area)
+    ordered = sorted(boxes, key=lambda b: (rank[b.kind], -b.score, -b.area))
+    return sorted((ordered[i] for i in keep_distinct(ordered, overlap=overlap)), key=lambda b: -b.area)
+
+
+def keep_distinct(boxes_in_order: Sequence[BoundingBox], *, overlap: float = NMS_OVERLAP) -> list[int]:
+    """Greedy suppression: indices of the boxes kept when each in turn is kept unless it overlaps an
+    already kept one by more than ``overlap`` (:func:`overlap_of_smaller`). Best boxes first."""
+    kept: list[int] = []
+    for i, b in enumerate(boxes_in_order):
+        if all(overlap_of_smaller(b, boxes_in_order[k]) <= overlap for k in kept):
+            kept.append(i)
+    return kept
 
 
 def overlap_of_smaller(a: BoundingBox, b: BoundingBox) -> float:

@@ -95,3 +95,17 @@ def test_roi_conversion_rules() -> None:
         roi_from_detection(BoundingBox(0, 0, 1, 1))  # a plain box needs its kind
     with pytest.raises(ValueError, match="unknown detection kind 'side'"):
         FaceBox(0, 0, 1, 1, 1.0, "side")
+
+
+def test_keep_distinct_keeps_the_first_of_each_overlapping_group():
+    """Order is rank: a later box inside a kept one goes (overlap of the smaller box), touching boxes stay."""
+    from engine.detect import NMS_OVERLAP, keep_distinct
+
+    big = BoundingBox(0, 0, 100, 100)
+    inside = BoundingBox(10, 10, 50, 50)  # wholly inside big: overlap 1 of the smaller
+    apart = BoundingBox(200, 0, 260, 60)
+    grazing = BoundingBox(95, 0, 155, 60)  # 5 × 60 of its 60 × 60: overlap 1/12
+    assert 1 / 12 <= NMS_OVERLAP
+    assert keep_distinct([big, inside, apart, grazing]) == [0, 2, 3]
+    assert keep_distinct([inside, big, apart]) == [0, 2]  # the first one wins, whatever its size
+    assert keep_distinct([]) == []
