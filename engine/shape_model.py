@@ -74,8 +74,9 @@ class LandmarkShapeModel:
         a = np.zeros(self.n_modes)
         fitted = None
         for _ in range(FIT_MAX_ITERATIONS):
-            s, r, t = fit_similarity(self.shape(a), p)
-            current = s * self.shape(a) @ r.T + t
+            x = self.shape(a)
+            s, r, t = fit_similarity(x, p)
+            current = s * x @ r.T + t
             if fitted is not None and np.abs(current - fitted).max() < tolerance:
                 break
             fitted = current

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,8 @@ import torch
 from ..bundle import LANDMARK_MODEL_FILE, ModelBundle, attach_landmark_model, default_bundle_path, load_bundle
 from ..landmarks import LANDMARK_MIRROR
 from ..model import predict_position_maps
-from ..readout import Readout
 from ..pose import fit_similarity
+from ..readout import Readout
 from ..shape_model import LandmarkShapeModel
 from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
 from .crop_zoom import SAMPLE as HOLD_OUT
@@ -105,8 +106,7 @@ def held_out_scores(
     yaw = np.abs(np.load(train_data / "yaw.npy"))[held]
     scores = {}
     for w in (None, *PRIOR_WEIGHTS):
-        weighted = LandmarkShapeModel(model.mean, model.modes, model.std, w) if w is not None else None
-        pred = raw if weighted is None else np.stack([weighted.fit(p) for p in raw])
+        pred = raw if w is None else np.stack([replace(model, prior_weight=w).fit(p) for p in raw])
         scores[w] = binned(human_point_nme(pred, human, label68), yaw)
     return scores
 
@@ -143,9 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             "prior_weight_chosen_on": f"{len(held)} held-out training crops, NME (%) vs their human points",
             "held_out_nme_vs_human_points": {"read_out": scores[None], "fitted": scores[best]},
         }
-        out = attach_landmark_model(
-            args.bundle, LandmarkShapeModel(model.mean, model.modes, model.std, best), provenance
-        )
+        out = attach_landmark_model(args.bundle, replace(model, prior_weight=best), provenance)
         print(f"wrote {out.path / LANDMARK_MODEL_FILE} into {out.bundle_id}")
     return 0
 
