@@ -40,7 +40,7 @@ MIN_FACE_PX = 16  # a roi smaller than this (photo px) holds too little face to 
 # A face framed badly by the detector (a box on part of the face) takes several passes to settle.
 REFINE_MAX_PASSES = 6
 REFINE_TOLERANCE = 0.02
-FALLBACK_MAX_BOXES = 8  # relaxed-cascade boxes checked per photo, largest first (each costs ≤ 7 passes)
+FALLBACK_MAX_BOXES = 8  # fallback boxes (relaxed cascades, close-ups) checked per photo, largest first
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -92,7 +92,7 @@ class Reconstructor:
     finds no face, its boxes kept only when the network confirms them (engine.verify); by default
     the relaxed OpenCV cascades and the close-up boxes (engine.detect.default_fallback_detector) when
     ``detector`` is the default one, else none. Its check needs the refinement: with
-    ``refine=False`` the fallback confirms no face. ``landmark_model``: fit the read-out landmarks
+    ``refine=False`` the fallback confirms no face. ``fit_landmarks``: fit the read-out landmarks
     to the bundle's 68-landmark shape model (engine.shape_model) when it has one; False keeps the
     network's read-out as it is.
     """
@@ -107,7 +107,7 @@ class Reconstructor:
         refine: bool = True,
         flip_average: bool | None = None,
         crop_zoom: float | None = None,
-        landmark_model: bool = True,
+        fit_landmarks: bool = True,
     ) -> None:
         self.bundle = bundle
         self.device = pick_device(device)
@@ -129,7 +129,7 @@ class Reconstructor:
         self.crop_zoom = bundle.crop_zoom if crop_zoom is None else float(crop_zoom)
         if not self.crop_zoom > 0:
             raise ValueError(f"crop zoom must be positive, got {crop_zoom}")
-        self.landmark_model = bundle.landmark_model if landmark_model else None
+        self.landmark_model = bundle.landmark_model if fit_landmarks else None
         self.amp_dtype = _autocast_dtype(self.device)
         self.last_times = StageTimes()
         self._crop_seconds = 0.0  # accumulated by run_network, reported apart from the network

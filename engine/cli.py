@@ -109,7 +109,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             device=args.device,
             flip_average=args.flip_average,
             crop_zoom=args.crop_zoom,
-            landmark_model=args.landmark_model,
+            fit_landmarks=args.landmark_model,
         )
     except (EngineError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

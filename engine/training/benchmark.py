@@ -61,7 +61,7 @@ def evaluate_folder(
     device: str = "cpu",
     flip_average: bool | None = None,
     crop_zoom: float | None = None,
-    landmark_model: bool = True,
+    fit_landmarks: bool = True,
 ) -> dict:
     folder = Path(folder)
     for needed in ("list.txt", "pts68.npy", "roi_box.npy", "yaw.npy"):
@@ -72,7 +72,7 @@ def evaluate_folder(
     rois = np.load(folder / "roi_box.npy")
     yaw = np.abs(np.load(folder / "yaw.npy"))
     rec = Reconstructor.from_bundle(
-        bundle, device=device, flip_average=flip_average, crop_zoom=crop_zoom, landmark_model=landmark_model
+        bundle, device=device, flip_average=flip_average, crop_zoom=crop_zoom, fit_landmarks=fit_landmarks
     )
     layout, readout = rec.layout, rec.readout
     preds, poses, found = [], [], []

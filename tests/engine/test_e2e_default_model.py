@@ -130,3 +130,31 @@ def test_close_up_boxes_find_a_face_that_fills_the_photo(fallback_only):
     assert len(faces) == 1
     nose = np.subtract(NOSE_TIP, (left, top))
     assert np.linalg.norm(faces[0].landmarks_2d[30] - nose) < LANDMARK_PX
+
+
+# AFLW2000-3D dev photos whose head fills about half the frame and which the strict cascades miss:
+# refined from the whole-photo close-up box, the shipped network settles, mirror-consistent, on a roi
+# far larger than the head (NME ≈ 20 % and more); the half-photo close-up box frames the head.
+HALF_FRAME_HEADS = ("image00981.jpg", "image04114.jpg")
+HALF_FRAME_MAX_NME = 8.0  # % of the landmark box: above the worst profile-bin faces framed well (≈ 7 %), far below 20 %
+
+
+@pytest.mark.parametrize("name", HALF_FRAME_HEADS)
+def test_fallback_frames_a_head_that_fills_half_the_photo(shared_data, name):
+    if not (default_bundle_path() / "bundle.json").is_file():
+        pytest.skip("no default model bundle in weights/default")
+    from engine.api import Reconstructor
+    from engine.image_io import load_image
+    from engine.training.metrics import annotated_face, nme_per_image
+
+    folder = shared_data / "aflw2000_dev"
+    i = (folder / "list.txt").read_text().split().index(name)
+    truth = np.load(folder / "pts68.npy")[i].T.astype(np.float64)  # (68, 3) image px
+    photo = load_image(folder / name)
+    rec = Reconstructor.from_bundle(device="cpu")
+    assert rec.detector(photo) == []  # the case for the fallback
+    faces = rec(photo, texture_size=256)
+    face = annotated_face([f.box for f in faces], truth[:, :2])
+    assert face is not None
+    nme = nme_per_image(faces[face].landmarks_2d[None], truth[None, :, :2], dims=2)[0]
+    assert nme < HALF_FRAME_MAX_NME

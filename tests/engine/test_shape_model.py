@@ -137,7 +137,7 @@ def test_reconstructor_fits_the_landmarks_only_when_asked(bundle_copy):
 
     m = random_model(np.random.default_rng(9))
     bundle = attach_landmark_model(bundle_copy, m)
-    on, off = Reconstructor(bundle), Reconstructor(bundle, landmark_model=False)
+    on, off = Reconstructor(bundle), Reconstructor(bundle, fit_landmarks=False)
     s = bundle.input_size
     out_map = np.random.default_rng(10).uniform(0, s, size=(s, s, 3)).astype(np.float32)
     t = CropTransform.from_roi(BoundingBox(10.0, 20.0, 210.0, 220.0), s)
