@@ -4,8 +4,9 @@ One photo goes through: load (orientation, colour, size guard) → detect faces 
 → crop each roi to the network input → network → read the output map at the layout's pixels and
 landmarks → back to the image frame → refinement passes whose crops come from the previous pass's
 landmarks (the training crops were cut that way, so they see the framing the network was trained
-on), until the crop settles; each pass optionally averaged with the mirrored crop's map → mesh,
-colours, visibility, pose, frontal vertices, UV texture.
+on), until the crop settles; each pass optionally averaged with the mirrored crop's map; the
+settled map optionally averaged with shifted crops' → mesh, colours, visibility, pose, frontal
+vertices, UV texture.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ MIN_FACE_PX = 16  # a roi smaller than this (photo px) holds too little face to 
 # A face framed badly by the detector (a box on part of the face) takes several passes to settle.
 REFINE_MAX_PASSES = 6
 REFINE_TOLERANCE = 0.02
+# Shift averaging (Reconstructor.average_shifted_crops): each face's final map is averaged, in image
+# px, with the maps of its crop moved by ±SHIFT_FRACTION of the side in x and in y (5 crops). On
+# ../shared/data/aflw2000_dev with the run-11 model (roi boxes, flip averaging, landmark model):
+# 3.89 → 3.85 % balanced 2D NME; ±3 % shifts plus 0.95 / 1.05 scales (7 crops) 3.85, scales alone 3.86.
+SHIFT_FRACTION = 0.03
 FALLBACK_MAX_BOXES = 8  # fallback boxes (relaxed cascades, close-ups) checked per photo, largest first
 
 
@@ -87,6 +93,9 @@ class Reconstructor:
     ``refine``: the landmark-cropped refinement passes (see :meth:`predict`). ``flip_average``: also
     run each crop mirrored and average the two maps (twice the network time; our default model gains ≈0.2 %
     balanced NME); None takes the bundle's own setting (bundle.json ``inference.flip_average``).
+    ``shift_average``: also average each face's final map with those of its crop shifted by
+    :data:`SHIFT_FRACTION` of the side left, right, up and down (four more crops per face, after the
+    refinement has settled); None takes the bundle's ``inference.shift_average``.
     ``crop_zoom``: how much tighter than the roi the network's crop is (engine.crop); None takes the
     bundle's ``inference.crop_zoom`` (1 when absent). ``fallback_detector``: asked when ``detector``
     finds no face, its boxes kept only when the network confirms them (engine.verify); by default
@@ -106,6 +115,7 @@ class Reconstructor:
         fallback_detector: FaceDetector | None = None,
         refine: bool = True,
         flip_average: bool | None = None,
+        shift_average: bool | None = None,
         crop_zoom: float | None = None,
         fit_landmarks: bool = True,
     ) -> None:
@@ -126,6 +136,7 @@ class Reconstructor:
                 f"flip averaging needs a layout that mirrors by columns; {self.layout.layout_id!r} does not"
             )
         self.flip_average = bundle.flip_average if flip_average is None else flip_average
+        self.shift_average = bundle.shift_average if shift_average is None else shift_average
         self.crop_zoom = bundle.crop_zoom if crop_zoom is None else float(crop_zoom)
         if not self.crop_zoom > 0:
             raise ValueError(f"crop zoom must be positive, got {crop_zoom}")
@@ -163,11 +174,45 @@ class Reconstructor:
         Refinement re-crops each face on its last pass's landmarks: always once (a detector box is
         framed differently from the training crops), then again while the next crop would move by
         :data:`REFINE_TOLERANCE` or more, up to :data:`REFINE_MAX_PASSES` passes in all; faces that
-        have settled are not run again. Returns the final maps (F, S, S, 3) in crop px, their crop
+        have settled are not run again. Returns the final maps (F, S, S, 3) in crop px (with
+        ``shift_average``, averaged with shifted crops': :meth:`average_shifted_crops`), their crop
         transforms and final rois.
         """
         maps, transforms, rois, _ = self._refine(image, rois)
-        return maps, transforms, rois
+        return self.average_shifted_crops(image, maps, transforms), transforms, rois
+
+    def average_shifted_crops(
+        self, image: np.ndarray, maps: np.ndarray, transforms: list[CropTransform]
+    ) -> np.ndarray:
+        """With ``shift_average``: each (S, S, 3) map (crop px of its transform) averaged in image px
+        with the maps of the same crop moved by ±:data:`SHIFT_FRACTION` of its side in x and in y,
+        returned in the original crop's px; without, ``maps`` as they are."""
+        if not self.shift_average or len(maps) == 0:
+            return maps
+        views = self.shifted_views(image, maps, transforms)
+        return np.stack([t.to_crop(v.mean(axis=0)) for t, v in zip(transforms, views)]).astype(maps.dtype)
+
+    def shifted_views(self, image: np.ndarray, maps: np.ndarray, transforms: list[CropTransform]) -> np.ndarray:
+        """(F, 5, S, S, 3) float64 image px: each face's map, then those of its crop moved by
+        (+d, 0), (−d, 0), (0, +d), (0, −d) of its side (d = :data:`SHIFT_FRACTION`), each in image px."""
+        s, d = self.bundle.input_size, SHIFT_FRACTION
+        shifts = ((d, 0.0), (-d, 0.0), (0.0, d), (0.0, -d))
+        boxes = []  # each crop's own square, moved; cropped at zoom 1 it is that crop, shifted
+        for t in transforms:
+            side = s / t.scale
+            for dx, dy in shifts:
+                left, top = t.left + dx * side, t.top + dy * side
+                boxes.append(BoundingBox(left, top, left + side, top + side))
+        t0 = time.perf_counter()
+        crops, moved = zip(*(crop_image(image, b, s) for b in boxes))
+        self._crop_seconds += time.perf_counter() - t0
+        shifted = self.predict_maps(np.stack(crops))
+        views = []
+        for i, t in enumerate(transforms):
+            face = [t.to_image(maps[i])]
+            face += [moved[j].to_image(shifted[j]) for j in range(i * len(shifts), (i + 1) * len(shifts))]
+            views.append(np.stack(face))
+        return np.stack(views)
 
     def _refine(
         self, image: np.ndarray, rois: list[BoundingBox]
@@ -252,7 +297,8 @@ class Reconstructor:
         keep = keep[:1] if not all_faces else keep
         if not keep:
             return self._no_faces()
-        return maps[keep], [transforms[i] for i in keep], [rois[i] for i in keep]
+        kept_transforms = [transforms[i] for i in keep]
+        return self.average_shifted_crops(rgb, maps[keep], kept_transforms), kept_transforms, [rois[i] for i in keep]
 
     def _no_faces(self) -> tuple[np.ndarray, list[CropTransform], list[BoundingBox]]:
         s = self.bundle.input_size

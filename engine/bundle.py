@@ -3,9 +3,10 @@
 A bundle is a folder::
 
     bundle.json                 metadata (format, network, output parameterisation, layout, provenance,
-                                optional "inference": {"flip_average": true, "crop_zoom": 1.05} —
-                                the model's default inference: mirror averaging, and how much tighter
-                                than the 3DDFA roi its crop is (engine.crop))
+                                optional "inference": {"flip_average": true, "shift_average": true,
+                                "crop_zoom": 1.05} — the model's default inference: mirror averaging,
+                                shifted-crop averaging of the final maps (engine.api), and how much
+                                tighter than the 3DDFA roi its crop is (engine.crop))
     weights-<sha256[:12]>.pt    a plain state dict (tensors only; fp16 allowed, cast up on load)
     layout.npz                  the UV layout (engine.layout), the mesh the model's maps are read into
     landmark_model.npz          optional: the 68-landmark shape model that regularises the landmarks
@@ -64,6 +65,7 @@ class ModelBundle:
     weights_sha256: str
     metadata: dict[str, Any] = field(default_factory=dict)  # provenance, metrics, licence
     flip_average: bool = False  # the model's default inference: average with its mirrored crop
+    shift_average: bool = False  # ... and average each face's final map with shifted crops' (engine.api)
     crop_zoom: float = 1.0  # crop side = roi side / crop_zoom (engine.crop.CropTransform.from_roi)
     landmark_model: LandmarkShapeModel | None = None  # regularises the 68 landmarks (engine.shape_model)
 
@@ -130,6 +132,9 @@ def load_bundle(path: str | Path) -> ModelBundle:
         flip_average = meta.get("inference", {}).get("flip_average", False)
         if not isinstance(flip_average, bool):
             raise BundleFormatError(f"{meta_path}: inference.flip_average must be true or false")
+        shift_average = meta.get("inference", {}).get("shift_average", False)
+        if not isinstance(shift_average, bool):
+            raise BundleFormatError(f"{meta_path}: inference.shift_average must be true or false")
         crop_zoom = meta.get("inference", {}).get("crop_zoom", 1.0)
         if isinstance(crop_zoom, bool) or not isinstance(crop_zoom, (int, float)) or not 0.5 <= crop_zoom <= 2.0:
             raise BundleFormatError(f"{meta_path}: inference.crop_zoom must be a number in [0.5, 2], got {crop_zoom!r}")
@@ -164,6 +169,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
         weights_sha256=weights_sha,
         metadata=meta,
         flip_average=flip_average,
+        shift_average=shift_average,
         crop_zoom=float(crop_zoom),
         landmark_model=landmark_model,
     )

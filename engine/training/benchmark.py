@@ -60,6 +60,7 @@ def evaluate_folder(
     use_detector: bool = False,
     device: str = "cpu",
     flip_average: bool | None = None,
+    shift_average: bool | None = None,
     crop_zoom: float | None = None,
     fit_landmarks: bool = True,
 ) -> dict:
@@ -72,7 +73,12 @@ def evaluate_folder(
     rois = np.load(folder / "roi_box.npy")
     yaw = np.abs(np.load(folder / "yaw.npy"))
     rec = Reconstructor.from_bundle(
-        bundle, device=device, flip_average=flip_average, crop_zoom=crop_zoom, fit_landmarks=fit_landmarks
+        bundle,
+        device=device,
+        flip_average=flip_average,
+        shift_average=shift_average,
+        crop_zoom=crop_zoom,
+        fit_landmarks=fit_landmarks,
     )
     layout, readout = rec.layout, rec.readout
     preds, poses, found = [], [], []
@@ -86,9 +92,10 @@ def evaluate_folder(
             if face is None:
                 continue
             maps, transforms = maps[face : face + 1], transforms[face : face + 1]
-        else:  # the protocol: one pass on the given roi crop
+        else:  # the protocol: one pass on the given roi crop (and its shifted crops with shift averaging)
             found.append(True)
             maps, transforms = rec.run_network(image, [BoundingBox(*map(float, roi))])
+            maps = rec.average_shifted_crops(image, maps, transforms)
         out_map, t = maps[0], transforms[0]
         preds.append(rec.landmarks(out_map, t))
         p = estimate_pose(t.to_image(readout.vertices(out_map)), layout)
@@ -103,6 +110,7 @@ def evaluate_folder(
         "nme_3d": binned(nme_per_image(pred, gt[found], dims=3), yaw[found]),
         "ms_per_image": ms,
         "flip_average": rec.flip_average,
+        "shift_average": rec.shift_average,
         "crop_zoom": rec.crop_zoom,
         "landmark_model": rec.landmark_model is not None,
     }
@@ -124,6 +132,7 @@ def run_evaluation(folder: str | Path, *, json_out: str | Path | None = None, **
     w = sys.stdout.write
     mode = "detector + refinement" if use_detector else "roi boxes"
     mode += ", flip averaging" if r["flip_average"] else ""
+    mode += ", shift averaging" if r["shift_average"] else ""
     mode += f", crop zoom {r['crop_zoom']:g}" if r["crop_zoom"] != 1.0 else ""
     mode += ", landmark model" if r["landmark_model"] else ""
     w(
