@@ -195,18 +195,17 @@ class Reconstructor:
     def shifted_views(self, image: np.ndarray, maps: np.ndarray, transforms: list[CropTransform]) -> np.ndarray:
         """(F, 5, S, S, 3) float64 image px: each face's map, then those of its crop moved by
         (+d, 0), (−d, 0), (0, +d), (0, −d) of its side (d = :data:`SHIFT_FRACTION`), each in image px."""
-        s, d = self.bundle.input_size, SHIFT_FRACTION
+        d = SHIFT_FRACTION
         shifts = ((d, 0.0), (-d, 0.0), (0.0, d), (0.0, -d))
-        boxes = []  # each crop's own square, moved; cropped at zoom 1 it is that crop, shifted
+        rois = []  # the rois whose crops (roi side / crop_zoom) are each face's crop, moved
         for t in transforms:
-            side = s / t.scale
+            side = t.size / t.scale
+            half = side * self.crop_zoom / 2
+            cx, cy = t.left + side / 2, t.top + side / 2
             for dx, dy in shifts:
-                left, top = t.left + dx * side, t.top + dy * side
-                boxes.append(BoundingBox(left, top, left + side, top + side))
-        t0 = time.perf_counter()
-        crops, moved = zip(*(crop_image(image, b, s) for b in boxes))
-        self._crop_seconds += time.perf_counter() - t0
-        shifted = self.predict_maps(np.stack(crops))
+                x, y = cx + dx * side, cy + dy * side
+                rois.append(BoundingBox(x - half, y - half, x + half, y + half))
+        shifted, moved = self.run_network(image, rois)
         views = []
         for i, t in enumerate(transforms):
             face = [t.to_image(maps[i])]

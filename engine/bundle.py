@@ -109,6 +109,15 @@ def _check_hash(path: Path, expected: str, what: str) -> None:
         )
 
 
+def _inference_switch(inference: dict[str, Any], key: str, meta_path: Path) -> bool:
+    """An on/off setting of bundle.json's ``inference`` (off when absent); BundleFormatError unless
+    it is true or false."""
+    value = inference.get(key, False)
+    if not isinstance(value, bool):
+        raise BundleFormatError(f"{meta_path}: inference.{key} must be true or false")
+    return value
+
+
 def load_bundle(path: str | Path) -> ModelBundle:
     """Read and verify a bundle folder (or its bundle.json)."""
     path = Path(path)
@@ -129,13 +138,10 @@ def load_bundle(path: str | Path) -> ModelBundle:
         weights_sha, layout_sha = files["weights"]["sha256"], files["layout"]["sha256"]
         input_size, width = int(net["input_size"]), float(net["width"])
         output_scale = float(out["scale"])
-        flip_average = meta.get("inference", {}).get("flip_average", False)
-        if not isinstance(flip_average, bool):
-            raise BundleFormatError(f"{meta_path}: inference.flip_average must be true or false")
-        shift_average = meta.get("inference", {}).get("shift_average", False)
-        if not isinstance(shift_average, bool):
-            raise BundleFormatError(f"{meta_path}: inference.shift_average must be true or false")
-        crop_zoom = meta.get("inference", {}).get("crop_zoom", 1.0)
+        inference = meta.get("inference", {})
+        flip_average = _inference_switch(inference, "flip_average", meta_path)
+        shift_average = _inference_switch(inference, "shift_average", meta_path)
+        crop_zoom = inference.get("crop_zoom", 1.0)
         if isinstance(crop_zoom, bool) or not isinstance(crop_zoom, (int, float)) or not 0.5 <= crop_zoom <= 2.0:
             raise BundleFormatError(f"{meta_path}: inference.crop_zoom must be a number in [0.5, 2], got {crop_zoom!r}")
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:

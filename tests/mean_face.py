@@ -9,6 +9,8 @@ expectations without a trained model.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +52,11 @@ def build_mean_face_bundle(path: Path) -> Path:
     model.init_near_mean(gain=0.0)
     save_bundle(path, name="mean-face-test", model=model, layout=layout, metadata={"licence": "test only"}, half=False)
     return path
+
+
+def edit_bundle_meta(bundle: Path, edit: Callable[[dict], object]) -> None:
+    """Apply ``edit`` to a bundle folder's parsed bundle.json in place and write it back."""
+    path = bundle / "bundle.json"
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
 import torch
 from arrays import assert_close
+from mean_face import edit_bundle_meta
 
 from engine.api import Reconstructor
 from engine.bundle import load_bundle, sha256_file
@@ -76,24 +76,17 @@ def test_the_default_layout_mirrors_by_columns():
     assert not _asymmetric(layout).mirrors_by_columns
 
 
-def _edit_meta(bundle, edit):
-    path = bundle / "bundle.json"
-    meta = json.loads(path.read_text())
-    edit(meta)
-    path.write_text(json.dumps(meta))
-
-
 def test_bundle_setting_is_the_reconstructor_default(bundle_copy):
     assert load_bundle(bundle_copy).flip_average is False  # no "inference" block: off
     assert Reconstructor.from_bundle(bundle_copy).flip_average is False
-    _edit_meta(bundle_copy, lambda m: m.update(inference={"flip_average": True}))
+    edit_bundle_meta(bundle_copy, lambda m: m.update(inference={"flip_average": True}))
     assert load_bundle(bundle_copy).flip_average is True
     assert Reconstructor.from_bundle(bundle_copy).flip_average is True
     assert Reconstructor.from_bundle(bundle_copy, flip_average=False).flip_average is False
 
 
 def test_bad_flip_settings_are_named(bundle_copy):
-    _edit_meta(bundle_copy, lambda m: m.update(inference={"flip_average": "yes"}))
+    edit_bundle_meta(bundle_copy, lambda m: m.update(inference={"flip_average": "yes"}))
     with pytest.raises(BundleFormatError, match="flip_average"):
         load_bundle(bundle_copy)
     _asymmetric(default_layout()).save(bundle_copy / "layout.npz")
@@ -102,9 +95,9 @@ def test_bad_flip_settings_are_named(bundle_copy):
         m["inference"] = {"flip_average": True}
         m["files"]["layout"]["sha256"] = sha256_file(bundle_copy / "layout.npz")
 
-    _edit_meta(bundle_copy, lopsided)
+    edit_bundle_meta(bundle_copy, lopsided)
     with pytest.raises(BundleFormatError, match="does not mirror by columns"):
         load_bundle(bundle_copy)
-    _edit_meta(bundle_copy, lambda m: m.pop("inference"))
+    edit_bundle_meta(bundle_copy, lambda m: m.pop("inference"))
     with pytest.raises(ValueError, match="mirrors by columns"):
         Reconstructor.from_bundle(bundle_copy, flip_average=True)

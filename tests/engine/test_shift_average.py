@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from arrays import assert_close
+from mean_face import edit_bundle_meta
 
 from engine.api import SHIFT_FRACTION, Reconstructor
 from engine.bundle import load_bundle
@@ -18,13 +17,6 @@ DOT = (61.3, 47.8)  # image px (x, y) of a bright blob in a dark photo
 BLOB_SIGMA_PX = 4.0  # wide enough that crop resampling moves its centroid by far less than a pixel
 CENTROID_PX = 0.05  # blob centroid through crop resampling and back
 FP_PX = 1e-4  # float round-off through the crop / image transforms, px
-
-
-def _edit_meta(bundle, edit):
-    path = bundle / "bundle.json"
-    meta = json.loads(path.read_text())
-    edit(meta)
-    path.write_text(json.dumps(meta))
 
 
 def _blob_photo() -> np.ndarray:
@@ -46,11 +38,11 @@ def _blob_finder(crops: np.ndarray) -> np.ndarray:
 
 def test_bundle_setting_is_the_reconstructor_default(bundle_copy):
     assert load_bundle(bundle_copy).shift_average is False  # no "inference" block: off
-    _edit_meta(bundle_copy, lambda m: m.update(inference={"shift_average": True}))
+    edit_bundle_meta(bundle_copy, lambda m: m.update(inference={"shift_average": True}))
     assert load_bundle(bundle_copy).shift_average is True
     assert Reconstructor.from_bundle(bundle_copy).shift_average is True
     assert Reconstructor.from_bundle(bundle_copy, shift_average=False).shift_average is False
-    _edit_meta(bundle_copy, lambda m: m.update(inference={"shift_average": 1}))
+    edit_bundle_meta(bundle_copy, lambda m: m.update(inference={"shift_average": 1}))
     with pytest.raises(BundleFormatError, match="shift_average"):
         load_bundle(bundle_copy)
 
