@@ -10,10 +10,10 @@ out of the NME (the miss count is printed).
 In both, the network's crop is the roi tightened by the bundle's ``inference.crop_zoom`` (engine.crop),
 exactly as the engine runs it; ``--crop-zoom 1`` crops the protocol's roi as it is.
 
-Pose MAE compares our Euler angles with the ``Pose_Para`` of each ``.mat`` (pitch, yaw, roll in
-radians). Its yaw turns the other way round from ours (engine.types.HeadPose); pitch and roll agree.
-The signs were measured once on the dev set (300 images, mean error with / against each sign: yaw
-4.1° / 44°, pitch 11.7° / 24°, roll 8.8° / 23°): see POSE_SIGNS.
+Pose MAE compares each face's head rotation with the ``Pose_Para`` of its ``.mat`` (pitch, yaw, roll
+in radians), read in that file's own Euler convention (``metrics.pose_para_angles``), over the
+photos whose three angles lie within ±99° (``metrics.POSE_PROTOCOL_MAX_DEG``, as head-pose papers
+report AFLW2000; ``pose_n`` in the result counts them).
 """
 
 from __future__ import annotations
@@ -30,27 +30,18 @@ from ..api import Reconstructor
 from ..image_io import load_image
 from ..pose import estimate_pose
 from ..types import BoundingBox
-from .metrics import annotated_face, binned, nme_per_image
-
-# (yaw, pitch, roll) sign of AFLW2000-3D's Pose_Para relative to our convention (engine.types.HeadPose)
-POSE_SIGNS = (-1.0, 1.0, 1.0)
+from .metrics import POSE_PROTOCOL_MAX_DEG, angle_error, annotated_face, binned, nme_per_image, pose_para_angles
 
 
 def _gt_pose(folder: Path, names: list[str]) -> np.ndarray | None:
-    """(N, 3) (yaw, pitch, roll) degrees from the .mat files, or None when they are absent."""
+    """(N, 3) Pose_Para (pitch, yaw, roll) degrees from the .mat files, or None when they are absent."""
     out = []
     for n in names:
         mat = folder / (Path(n).stem + ".mat")
         if not mat.is_file():
             return None
-        pitch, yaw, roll = sio.loadmat(mat)["Pose_Para"].ravel()[:3]
-        out.append(np.degrees([yaw, pitch, roll]) * POSE_SIGNS)
+        out.append(np.degrees(sio.loadmat(mat)["Pose_Para"].ravel()[:3]))
     return np.asarray(out)
-
-
-def _angle_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    d = np.abs(a - b) % 360.0
-    return np.minimum(d, 360.0 - d)
 
 
 def evaluate_folder(
@@ -98,8 +89,7 @@ def evaluate_folder(
             maps = rec.average_shifted_crops(image, maps, transforms)
         out_map, t = maps[0], transforms[0]
         preds.append(rec.landmarks(out_map, t))
-        p = estimate_pose(t.to_image(readout.vertices(out_map)), layout)
-        poses.append((p.yaw, p.pitch, p.roll))
+        poses.append(pose_para_angles(estimate_pose(t.to_image(readout.vertices(out_map)), layout).rotation))
     ms = (time.perf_counter() - t0) * 1e3 / len(names)
     found = np.asarray(found)
     pred = np.stack(preds)
@@ -116,10 +106,13 @@ def evaluate_folder(
     }
     gt_pose = _gt_pose(folder, names)
     if gt_pose is not None:
-        err = _angle_error(np.asarray(poses), gt_pose[found])
+        gt_pose = gt_pose[found]
+        scored = (np.abs(gt_pose) <= POSE_PROTOCOL_MAX_DEG).all(axis=1)
+        err = angle_error(np.asarray(poses), gt_pose)[scored]
+        result["pose_n"] = int(scored.sum())
         result["pose_mae_deg"] = {
-            "yaw": float(err[:, 0].mean()),
-            "pitch": float(err[:, 1].mean()),
+            "yaw": float(err[:, 1].mean()),
+            "pitch": float(err[:, 0].mean()),
             "roll": float(err[:, 2].mean()),
         }
     return result
@@ -148,7 +141,10 @@ def run_evaluation(folder: str | Path, *, json_out: str | Path | None = None, **
         )
     if "pose_mae_deg" in r:
         p = r["pose_mae_deg"]
-        w(f"pose MAE (deg): yaw {p['yaw']:.2f}  pitch {p['pitch']:.2f}  roll {p['roll']:.2f}\n")
+        w(
+            f"pose MAE (deg, {r['pose_n']} faces within ±{POSE_PROTOCOL_MAX_DEG:g}°): "
+            f"yaw {p['yaw']:.2f}  pitch {p['pitch']:.2f}  roll {p['roll']:.2f}\n"
+        )
     w(f"{r['ms_per_image']:.1f} ms per image\n")
     if json_out:
         Path(json_out).write_text(json.dumps(r, indent=2) + "\n", encoding="utf-8")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
+from mean_face import edit_bundle_meta
 
 from engine.bundle import load_bundle
 from engine.errors import BundleFormatError, NoWeightsError, WeightsMismatchError
@@ -54,20 +53,16 @@ def test_pickled_code_is_never_executed(bundle_copy, tmp_path):
 
     w = _weights(bundle_copy)
     torch.save({"x": Evil()}, w)
-    meta = json.loads((bundle_copy / "bundle.json").read_text())
     from engine.bundle import sha256_file
 
-    meta["files"]["weights"]["sha256"] = sha256_file(w)
-    (bundle_copy / "bundle.json").write_text(json.dumps(meta))
+    edit_bundle_meta(bundle_copy, lambda meta: meta["files"]["weights"].update(sha256=sha256_file(w)))
     with pytest.raises(WeightsMismatchError, match="corrupt or not a state dict"):
         load_bundle(bundle_copy).build_model()
     assert not marker.exists()
 
 
 def test_wrong_architecture_is_a_mismatch(bundle_copy):
-    meta = json.loads((bundle_copy / "bundle.json").read_text())
-    meta["network"]["width"] = 0.25
-    (bundle_copy / "bundle.json").write_text(json.dumps(meta))
+    edit_bundle_meta(bundle_copy, lambda meta: meta["network"].update(width=0.25))
     with pytest.raises(WeightsMismatchError, match="do not fit"):
         load_bundle(bundle_copy).build_model()
 
@@ -77,12 +72,9 @@ def test_bad_metadata(bundle_copy, edit):
     meta_path = bundle_copy / "bundle.json"
     if edit == "garbage":
         meta_path.write_text("{not json")
+    elif edit == "format":
+        edit_bundle_meta(bundle_copy, lambda meta: meta.update(format="something/9"))
     else:
-        meta = json.loads(meta_path.read_text())
-        if edit == "format":
-            meta["format"] = "something/9"
-        else:
-            meta["output"]["kind"] = "magic"
-        meta_path.write_text(json.dumps(meta))
+        edit_bundle_meta(bundle_copy, lambda meta: meta["output"].update(kind="magic"))
     with pytest.raises(BundleFormatError):
         load_bundle(bundle_copy)

@@ -185,6 +185,25 @@ def test_evaluate_prints_and_writes_the_documented_figures(mean_face_bundle, tmp
     assert lines[-1] == f"balanced NME 2D: {r['nme_2d']['balanced']:.2f}%"
 
 
+def test_evaluate_scores_pose_para_within_the_protocol_range(mean_face_bundle, tmp_path, capsys):
+    """With .mat files, pose MAE is against their Pose_Para, over the photos whose angles lie within
+    ±99°: the mean-face bundle's head is unrotated, so each error is the file's own angle."""
+    import scipy.io as sio
+
+    _dev_folder(tmp_path / "dev", 0.0)
+    pose_para = np.array([[0.1, -0.2, 0.05], [0.0, 0.0, 0.0], [3.0, 0.0, 0.0]])  # radians; the last: 172° pitch
+    for i, angles in enumerate(pose_para):
+        sio.savemat(tmp_path / "dev" / f"image{i:05d}.mat", {"Pose_Para": np.r_[angles, 0, 0, 0, 1.0][None]})
+    out = tmp_path / "pose.json"
+    assert main(["evaluate", str(tmp_path / "dev"), "--bundle", str(mean_face_bundle), "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["pose_n"] == 2
+    expected = {"pitch": np.degrees(0.1) / 2, "yaw": np.degrees(0.2) / 2, "roll": np.degrees(0.05) / 2}
+    for key, value in expected.items():
+        assert r["pose_mae_deg"][key] == pytest.approx(value, abs=1e-3), key
+    assert "pose MAE (deg, 2 faces within ±99°): yaw 5.73  pitch 2.86  roll 1.43" in capsys.readouterr().out
+
+
 def test_evaluate_with_flip_averaging_says_so(mean_face_bundle, tmp_path, capsys):
     _dev_folder(tmp_path / "dev", 0.0)
     code = main(["evaluate", str(tmp_path / "dev"), "--bundle", str(mean_face_bundle), "--flip-average"])

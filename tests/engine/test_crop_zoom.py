@@ -4,13 +4,12 @@ training-style crops in the right frame."""
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from arrays import assert_close
-from mean_face import MEAN_FACE_INPUT, mean_face_crop, mean_face_keypoints
+from mean_face import MEAN_FACE_INPUT, edit_bundle_meta, mean_face_crop, mean_face_keypoints
 from synthetic import gradient_photo
 
 from engine.api import Reconstructor
@@ -26,10 +25,7 @@ ZOOM = 1.25
 
 
 def _set_zoom(bundle, value) -> None:
-    path = bundle / "bundle.json"
-    meta = json.loads(path.read_text())
-    meta["inference"] = {"crop_zoom": value}
-    path.write_text(json.dumps(meta))
+    edit_bundle_meta(bundle, lambda meta: meta.update(inference={"crop_zoom": value}))
 
 
 def test_zoomed_crop_is_the_roi_shrunk_about_its_centre():
@@ -37,7 +33,8 @@ def test_zoomed_crop_is_the_roi_shrunk_about_its_centre():
     plain, zoomed_t = CropTransform.from_roi(roi, 128), CropTransform.from_roi(roi, 128, ZOOM)
     assert zoomed_t.scale == pytest.approx(plain.scale * ZOOM)
     centre = np.array([[200.0, 150.0, 10.0]])
-    assert_close(zoomed_t.to_crop(centre)[0, :2], plain.to_crop(centre)[0, :2], 1e-9, "roi centre stays the crop centre")
+    at_crop = zoomed_t.to_crop(centre)[0, :2]
+    assert_close(at_crop, plain.to_crop(centre)[0, :2], 1e-9, "roi centre stays the crop centre")
     assert_close(zoomed_t.to_image(zoomed_t.to_crop(centre)), centre, 1e-9, "to_image inverts to_crop")
     with pytest.raises(ValueError, match="zoom"):
         CropTransform.from_roi(roi, 128, 0.0)
