@@ -6,12 +6,13 @@ fixed barycentric weights, so its position is ``sR @ (M_pix @ [1, α]) + t`` wit
 need no disk cache beyond the parameters, and augmentation is exact: the same similarity warps the
 crop and the label's x, y (z scales with it).
 
-Augmentation (PRNet §3.3, milder, plus flips): in-plane rotation ±30°, scale 0.9–1.15, translation
-±8 % of the crop, colour ×0.7–1.3 per channel, synthetic occluders, horizontal flip through the
-layout's mirror symmetry (the layout is left/right symmetric, so flipping the map's columns is the
-mirror map). PRNet's full ranges (±45°, 0.9–1.2, ±10 %, ×0.6–1.4) were used for run 1; on this CPU
-the network underfits (training error ≈ dev error), so the task it trains on should be no wider
-than what the dev set and the engine's crops show (weights/README.md).
+Augmentation (PRNet §3.3, plus flips): in-plane rotation, scale, translation, colour per channel,
+synthetic occluders, horizontal flip through the layout's mirror symmetry (the layout is left/right
+symmetric, so flipping the map's columns is the mirror map). Three strengths (:data:`AUGMENTATIONS`):
+PRNet's full ranges ("paper", runs 1–2); "mild" (runs 3–11), because on this CPU the network
+underfits (training error ≈ dev error), so the task it trains on should be no wider than what the
+dev set and the engine's crops show; "light", narrower still, for the last epochs of a run (the
+engine's settled crops are un-rotated and within a few % of the roi; see weights/README.md).
 """
 
 from __future__ import annotations
@@ -28,13 +29,30 @@ from .layout_builder import uv_pixels
 from .teacher import TEACHER_INPUT, split_params
 from .uv_raster import rasterize_uv
 
-ROTATION_DEG = 30.0  # dev rolls are mostly < 20°; the engine's crops are not de-rotated
-SCALE_RANGE = (0.9, 1.15)  # the detector's re-crop box varies by about ±10 % around the roi box
-SHIFT_FRACTION = 0.08
-COLOUR_RANGE = (0.7, 1.3)
-OCCLUDER_PROB = 0.25  # chance of one synthetic occluder per crop
 OCCLUDER_SIZE = (0.1, 0.4)  # occluder side as a fraction of the crop
 FLIP_PROB = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Augmentation:
+    """Ranges of the random similarity and photometric changes applied to a training crop."""
+
+    rotation_deg: float  # in-plane rotation, uniform in ±rotation_deg
+    scale_range: tuple[float, float]  # face scale factor, uniform
+    shift_fraction: float  # translation, uniform in ±shift_fraction of the crop side, per axis
+    colour_range: tuple[float, float]  # gain per RGB channel, uniform
+    occluder_prob: float  # chance of one synthetic occluder per crop
+
+
+AUGMENTATIONS = {
+    "paper": Augmentation(45.0, (0.9, 1.2), 0.10, (0.6, 1.4), 0.4),  # PRNet §3.3 (runs 1–2)
+    # dev rolls are mostly < 20° and the engine's crops are not de-rotated; the detector's first
+    # re-crop box varies by about ±10 % around the roi box (runs 3–11)
+    "mild": Augmentation(30.0, (0.9, 1.15), 0.08, (0.7, 1.3), 0.25),
+    # the engine's settled crops: re-cropped from the network's own landmarks (a few % off the roi),
+    # shift averaging spans ±3 %, rolls beyond 15° are rare on the dev set
+    "light": Augmentation(15.0, (0.95, 1.08), 0.04, (0.8, 1.2), 0.1),
+}
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -71,15 +89,17 @@ def label_vertices(lb: LabelBasis, params: np.ndarray) -> np.ndarray:
     return v
 
 
-def random_similarity(rng: np.random.Generator, out_size: int, *, augment: bool) -> tuple[np.ndarray, float]:
-    """(2, 3) affine 120-crop px → output px and its scale factor."""
+def random_similarity(
+    rng: np.random.Generator, out_size: int, augment: Augmentation | None
+) -> tuple[np.ndarray, float]:
+    """(2, 3) affine 120-crop px → output px and its scale factor (a plain resize without ``augment``)."""
     base = out_size / TEACHER_INPUT
-    if not augment:
+    if augment is None:
         # pixel-centre-exact resize: x' = (x + ½)·base − ½
         return np.array([[base, 0, 0.5 * base - 0.5], [0, base, 0.5 * base - 0.5]]), base
-    theta = np.deg2rad(rng.uniform(-ROTATION_DEG, ROTATION_DEG))
-    k = base * rng.uniform(*SCALE_RANGE)
-    shift = rng.uniform(-SHIFT_FRACTION, SHIFT_FRACTION, 2) * out_size
+    theta = np.deg2rad(rng.uniform(-augment.rotation_deg, augment.rotation_deg))
+    k = base * rng.uniform(*augment.scale_range)
+    shift = rng.uniform(-augment.shift_fraction, augment.shift_fraction, 2) * out_size
     c, s = np.cos(theta) * k, np.sin(theta) * k
     a = np.array([[c, -s], [s, c]])
     centre_in = np.full(2, (TEACHER_INPUT - 1) / 2)
@@ -101,28 +121,34 @@ def add_occluder(img: np.ndarray, rng: np.random.Generator) -> None:
 
 
 def make_batch(
-    crops_rgb: np.ndarray, params: np.ndarray, lb: LabelBasis, rng: np.random.Generator, *, augment: bool
+    crops_rgb: np.ndarray,
+    params: np.ndarray,
+    lb: LabelBasis,
+    rng: np.random.Generator,
+    *,
+    augment: Augmentation | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """→ images (B, s, s, 3) uint8 RGB, targets (B, s, s, 3) float32 output px (z min 0; 0 off-label)."""
+    """→ images (B, s, s, 3) uint8 RGB, targets (B, s, s, 3) float32 output px (z min 0; 0 off-label);
+    ``augment=None``: the crops resized, unflipped, unchanged in colour."""
     s = lb.size
     verts = label_vertices(lb, params)
     images = np.empty((len(params), s, s, 3), np.uint8)
     targets = np.zeros((len(params), s * s, 3), np.float32)
     for i in range(len(params)):
-        m, k = random_similarity(rng, s, augment=augment)
+        m, k = random_similarity(rng, s, augment)
         img = cv2.warpAffine(crops_rgb[i], m, (s, s), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
         v = verts[i]
         xy = v[:, :2] @ m[:, :2].T.astype(np.float32) + m[:, 2].astype(np.float32)
         z = v[:, 2] * k
         pos = np.concatenate([xy, z[:, None]], axis=1)
-        if augment:
-            img = np.clip(img * rng.uniform(*COLOUR_RANGE, 3), 0, 255).astype(np.uint8)
-            if rng.random() < OCCLUDER_PROB:
+        if augment is not None:
+            img = np.clip(img * rng.uniform(*augment.colour_range, 3), 0, 255).astype(np.uint8)
+            if rng.random() < augment.occluder_prob:
                 add_occluder(img, rng)
         pos[:, 2] -= pos[:, 2].min()
         target = targets[i]
         target[lb.pixels] = pos
-        if augment and rng.random() < FLIP_PROB:
+        if augment is not None and rng.random() < FLIP_PROB:
             img = np.ascontiguousarray(img[:, ::-1])
             t = target.reshape(s, s, 3)[:, ::-1].copy()
             t[..., 0] = np.where(lb.weights > 0, (s - 1) - t[..., 0], 0.0)

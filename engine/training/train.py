@@ -36,7 +36,7 @@ from ..layout import default_layout
 from ..model import PositionMapNet, crops_to_input
 from ..readout import W_LANDMARK
 from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
-from .dataset import FLIP_PROB, build_label_basis, make_batch
+from .dataset import AUGMENTATIONS, FLIP_PROB, build_label_basis, make_batch
 from .ema import WeightAverage
 from .evaluate import DevSet, evaluate_model
 from .sampling import BIN_SHARES, epoch_order, sampling_probabilities
@@ -61,6 +61,7 @@ LANDMARK_WEIGHT = 64.0
 # boxes 4.00 -> 3.93 %) and not the detector path users get (5.47 -> 5.63 % with one re-crop, 3.86 ->
 # 3.87 % with re-crops until settled): keep the plain roi.
 CROP_ZOOM = 1.0
+AUGMENTATION = "mild"  # engine.training.dataset.AUGMENTATIONS
 EMA_DECAY = 0.999  # averages the last ≈1000 steps, about one epoch of 16-crop batches
 CHECKPOINT_EVERY = 400  # steps (≈2 min)
 MEAN_SAMPLES = 2000  # training labels averaged into the mean map
@@ -140,7 +141,7 @@ def landmark_weighted(weights: np.ndarray, landmark_weight: float) -> np.ndarray
 
 def mean_map(crops: np.ndarray, params: np.ndarray, lb, rng: np.random.Generator) -> torch.Tensor:
     idx = rng.choice(len(params), size=min(MEAN_SAMPLES, len(params)), replace=False)
-    _, targets = make_batch(crops[idx], params[idx], lb, rng, augment=False)
+    _, targets = make_batch(crops[idx], params[idx], lb, rng, augment=None)
     m = targets.mean(axis=0)
     valid = lb.weights > 0
     _, (r, c) = ndimage.distance_transform_edt(~valid, return_indices=True)
@@ -198,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=LANDMARK_WEIGHT,
         help=f"loss weight of the landmark read-out pixels (paper: {W_LANDMARK:g}; eyes/nose/mouth 4, face 3)",
+    )
+    ap.add_argument(
+        "--augmentation",
+        choices=tuple(AUGMENTATIONS),
+        default=AUGMENTATION,
+        help="strength of the crop augmentation (engine.training.dataset.AUGMENTATIONS: paper = runs 1–2, "
+        f"mild = runs 3–11; default {AUGMENTATION})",
     )
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="most intra-op threads to use")
     args = ap.parse_args(argv)
@@ -281,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         tmp.replace(ckpt_path)
 
+    augmentation = AUGMENTATIONS[args.augmentation]
     tuner = ThreadTuner(args.threads)
     log = open(args.run / "log.jsonl", "a", encoding="utf-8")
     order = order_for(step // steps_per_epoch)
@@ -292,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         tuner.before_step(step)
         t_step = time.perf_counter()
         idx = np.sort(order[i * BATCH : (i + 1) * BATCH])
-        images, targets = make_batch(np.asarray(crops[idx]), params[idx], lb, rng, augment=True)
+        images, targets = make_batch(np.asarray(crops[idx]), params[idx], lb, rng, augment=augmentation)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, args.peak_lr)
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -347,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                             "bin_shares": list(args.bin_shares),
                             "ema_decay": args.ema_decay,
                             "landmark_weight": args.landmark_weight,
+                            "augmentation": args.augmentation,
                             "epochs_done": rec["epoch"],
                             "steps": step,
                             "cpu_minutes": round(rec["cpu_minutes"], 1),

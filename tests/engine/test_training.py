@@ -10,6 +10,7 @@ import torch
 
 from engine.layout import default_layout
 from engine.readout import W_LANDMARK, output_weights
+from engine.training.dataset import AUGMENTATIONS, random_similarity
 from engine.training.train import WARMUP_STEPS, ThreadTuner, landmark_weighted, lr_at, training_memory_format
 
 TEACHER_BALANCED = (3.80, 0.07)  # %: the measured teacher figure and our tolerance (we get 3.74)
@@ -40,6 +41,38 @@ def test_landmark_weight_changes_only_the_landmark_pixels():
     assert np.array_equal(landmark_weighted(w, W_LANDMARK), w)
     with pytest.raises(ValueError, match="landmark weight"):
         landmark_weighted(w, 0.0)
+
+
+@pytest.mark.parametrize("name", sorted(AUGMENTATIONS))
+def test_random_similarity_stays_inside_its_augmentation(name):
+    """Rotation, scale and shift read back from the drawn matrices stay inside the named ranges and
+    fill a good part of them; no augmentation is the pixel-centre-exact resize 120 → 128."""
+    aug, size = AUGMENTATIONS[name], 128
+    rng = np.random.default_rng(0)
+    base = size / 120
+    angles, scales, shifts = [], [], []
+    for _ in range(400):
+        m, k = random_similarity(rng, size, aug)
+        scale = float(np.sqrt(np.linalg.det(m[:, :2])))
+        assert scale == pytest.approx(k)
+        angles.append(np.degrees(np.arctan2(m[1, 0], m[0, 0])))
+        scales.append(scale / base)
+        centre = m[:, :2] @ np.full(2, 119 / 2) + m[:, 2]  # where the crop centre lands
+        shifts.append((centre - (size - 1) / 2) / size)
+    angles, scales, shifts = np.abs(angles), np.asarray(scales), np.abs(shifts)
+    assert angles.max() <= aug.rotation_deg and angles.max() > 0.9 * aug.rotation_deg
+    assert aug.scale_range[0] <= scales.min() and scales.max() <= aug.scale_range[1]
+    assert shifts.max() <= aug.shift_fraction and shifts.max() > 0.9 * aug.shift_fraction
+    m, k = random_similarity(rng, size, None)
+    np.testing.assert_allclose(m, [[base, 0, 0.5 * base - 0.5], [0, base, 0.5 * base - 0.5]])
+
+
+def test_augmentations_narrow_in_order():
+    paper, mild, light = AUGMENTATIONS["paper"], AUGMENTATIONS["mild"], AUGMENTATIONS["light"]
+    for wide, narrow in ((paper, mild), (mild, light)):
+        assert narrow.rotation_deg < wide.rotation_deg and narrow.shift_fraction < wide.shift_fraction
+        assert wide.scale_range[0] <= narrow.scale_range[0] and narrow.scale_range[1] <= wide.scale_range[1]
+        assert narrow.occluder_prob < wide.occluder_prob
 
 
 def test_thread_tuner_picks_the_faster_setting():
@@ -103,7 +136,7 @@ def test_label_maps_put_landmarks_on_the_teacher_keypoints(shared_data):
     names = (shared_data / "aflw_train" / "list.txt").read_text().split()[:16]
     crops = np.stack([cv2.imread(str(shared_data / "aflw_train" / "crops" / n)) for n in names])
     p = Teacher(shared_data / "teacher")(crops)
-    _, maps = make_batch(crops[..., ::-1].copy(), p, lb, rng, augment=False)
+    _, maps = make_batch(crops[..., ::-1].copy(), p, lb, rng, augment=None)
     kp_maps = np.stack([Readout.build(layout, 128).keypoints(m) for m in maps])
     kp_teacher = vertices_crop_px(p, basis, topo.keypoints)[..., :2]
     expected = (kp_teacher + 0.5) * 128 / 120 - 0.5  # pixel-centre exact 120 → 128 resize
