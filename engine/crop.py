@@ -114,3 +114,12 @@ def roi_change(old: BoundingBox, new: BoundingBox) -> float:
     side = max(old.width, old.height)
     (ox, oy), (nx, ny) = old.center, new.center
     return max(math.hypot(nx - ox, ny - oy), abs(max(new.width, new.height) - side)) / side
+
+
+def scaled_roi(roi: BoundingBox, factor: float) -> BoundingBox:
+    """The square box around ``roi``'s centre whose side is ``factor`` × its longer side (image px)."""
+    if not factor > 0:
+        raise ValueError(f"scale factor must be positive, got {factor}")
+    cx, cy = roi.center
+    half = max(roi.width, roi.height) * factor / 2
+    return BoundingBox(cx - half, cy - half, cx + half, cy + half)
