@@ -139,22 +139,54 @@ HALF_FRAME_HEADS = ("image00981.jpg", "image04114.jpg")
 HALF_FRAME_MAX_NME = 8.0  # % of the landmark box: above the worst profile-bin faces framed well (≈ 7 %), far below 20 %
 
 
-@pytest.mark.parametrize("name", HALF_FRAME_HEADS)
-def test_fallback_frames_a_head_that_fills_half_the_photo(shared_data, name):
+def _dev_photo(shared_data, name):
+    """An AFLW2000-3D dev photo and its (68, 3) ground-truth landmarks (image px)."""
     if not (default_bundle_path() / "bundle.json").is_file():
         pytest.skip("no default model bundle in weights/default")
-    from engine.api import Reconstructor
     from engine.image_io import load_image
-    from engine.training.metrics import annotated_face, nme_per_image
 
     folder = shared_data / "aflw2000_dev"
     i = (folder / "list.txt").read_text().split().index(name)
-    truth = np.load(folder / "pts68.npy")[i].T.astype(np.float64)  # (68, 3) image px
-    photo = load_image(folder / name)
-    rec = Reconstructor.from_bundle(device="cpu")
-    assert rec.detector(photo) == []  # the case for the fallback
-    faces = rec(photo, texture_size=256)
+    return load_image(folder / name), np.load(folder / "pts68.npy")[i].T.astype(np.float64)
+
+
+def _annotated_face_nme(faces, truth) -> float:
+    """2D NME (%) of the reconstruction on the annotated face; fails when none is on it."""
+    from engine.training.metrics import annotated_face, nme_per_image
+
     face = annotated_face([f.box for f in faces], truth[:, :2])
     assert face is not None
-    nme = nme_per_image(faces[face].landmarks_2d[None], truth[None, :, :2], dims=2)[0]
-    assert nme < HALF_FRAME_MAX_NME
+    return nme_per_image(faces[face].landmarks_2d[None], truth[None, :, :2], dims=2)[0]
+
+
+@pytest.mark.parametrize("name", HALF_FRAME_HEADS)
+def test_fallback_frames_a_head_that_fills_half_the_photo(shared_data, name):
+    from engine.api import Reconstructor
+
+    photo, truth = _dev_photo(shared_data, name)
+    rec = Reconstructor.from_bundle(device="cpu")
+    assert rec.detector(photo) == []  # the case for the fallback
+    assert _annotated_face_nme(rec(photo, texture_size=256), truth) < HALF_FRAME_MAX_NME
+
+
+# AFLW2000-3D dev photos where the strict cascades' box covers part of the face (an eye and cheek,
+# the ear side; its roi overlaps the true roi by IoU < 0.4): the shipped network's refinement from that box
+# settles on the part (NME 22 / 55 % without restarts); restarted from larger boxes it frames the head.
+PART_BOX_FACES = ("image01847.jpg", "image04337.jpg")
+PART_BOX_MAX_IOU = 0.4  # the detector's roi really is off the face (well framed: IoU ≈ 0.7–0.8)
+PART_BOX_MAX_NME = HALF_FRAME_MAX_NME
+
+
+@pytest.mark.parametrize("name", PART_BOX_FACES)
+def test_restarts_frame_a_face_whose_detector_box_is_on_part_of_it(shared_data, name):
+    from engine.api import Reconstructor
+    from engine.crop import roi_from_landmarks
+    from engine.detect import roi_from_detection
+    from engine.training.metrics import box_iou
+
+    photo, truth = _dev_photo(shared_data, name)
+    rec = Reconstructor.from_bundle(device="cpu")
+    detections = rec.detector(photo)
+    true_roi = roi_from_landmarks(truth[:, :2])
+    assert len(detections) == 1 and box_iou(roi_from_detection(detections[0]), true_roi) < PART_BOX_MAX_IOU
+    assert _annotated_face_nme(rec(photo, texture_size=256), truth) < PART_BOX_MAX_NME

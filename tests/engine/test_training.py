@@ -68,8 +68,8 @@ def test_random_similarity_stays_inside_its_augmentation(name):
 
 
 def test_augmentations_narrow_in_order():
-    paper, mild, light = AUGMENTATIONS["paper"], AUGMENTATIONS["mild"], AUGMENTATIONS["light"]
-    for wide, narrow in ((paper, mild), (mild, light)):
+    ordered = [AUGMENTATIONS[k] for k in ("paper", "mild", "light", "narrow")]
+    for wide, narrow in zip(ordered, ordered[1:]):
         assert narrow.rotation_deg < wide.rotation_deg and narrow.shift_fraction < wide.shift_fraction
         assert wide.scale_range[0] <= narrow.scale_range[0] and narrow.scale_range[1] <= wide.scale_range[1]
         assert narrow.occluder_prob < wide.occluder_prob
