@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=tuple(AUGMENTATIONS),
         default=AUGMENTATION,
         help="strength of the crop augmentation (engine.training.dataset.AUGMENTATIONS: paper = runs 1–2, "
-        f"mild = runs 3–11, light = run 12, narrow = run 13; default {AUGMENTATION})",
+        f"mild = runs 3–11, light = run 12, narrow = run 13, light-stretch = run 16; default {AUGMENTATION})",
     )
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="most intra-op threads to use")
     args = ap.parse_args(argv)

@@ -45,23 +45,30 @@ def test_landmark_weight_changes_only_the_landmark_pixels():
 
 @pytest.mark.parametrize("name", sorted(AUGMENTATIONS))
 def test_random_similarity_stays_inside_its_augmentation(name):
-    """Rotation, scale and shift read back from the drawn matrices stay inside the named ranges and
-    fill a good part of them; no augmentation is the pixel-centre-exact resize 120 → 128."""
+    """Rotation, scale, stretch and shift read back from the drawn matrices (k · R · diag(stretch, 1))
+    stay inside the named ranges and fill a good part of them; no augmentation is the
+    pixel-centre-exact resize 120 → 128."""
     aug, size = AUGMENTATIONS[name], 128
     rng = np.random.default_rng(0)
     base = size / 120
-    angles, scales, shifts = [], [], []
+    angles, scales, stretches, shifts = [], [], [], []
     for _ in range(400):
         m, k = random_similarity(rng, size, aug)
-        scale = float(np.sqrt(np.linalg.det(m[:, :2])))
+        x_axis, y_axis = m[:, 0], m[:, 1]  # k · stretch · (cos, sin), k · (−sin, cos)
+        assert float(x_axis @ y_axis) == pytest.approx(0.0, abs=1e-12)
+        scale = float(np.linalg.norm(y_axis))
         assert scale == pytest.approx(k)
-        angles.append(np.degrees(np.arctan2(m[1, 0], m[0, 0])))
+        angles.append(np.degrees(np.arctan2(-y_axis[0], y_axis[1])))
         scales.append(scale / base)
+        stretches.append(float(np.linalg.norm(x_axis)) / scale)
         centre = m[:, :2] @ np.full(2, 119 / 2) + m[:, 2]  # where the crop centre lands
         shifts.append((centre - (size - 1) / 2) / size)
     angles, scales, shifts = np.abs(angles), np.asarray(scales), np.abs(shifts)
     assert angles.max() <= aug.rotation_deg and angles.max() > 0.9 * aug.rotation_deg
     assert aug.scale_range[0] <= scales.min() and scales.max() <= aug.scale_range[1]
+    lo, hi = aug.stretch_range
+    assert lo - 1e-12 <= min(stretches) and max(stretches) <= hi + 1e-12
+    assert max(stretches) - min(stretches) >= 0.9 * (hi - lo)
     assert shifts.max() <= aug.shift_fraction and shifts.max() > 0.9 * aug.shift_fraction
     m, k = random_similarity(rng, size, None)
     np.testing.assert_allclose(m, [[base, 0, 0.5 * base - 0.5], [0, base, 0.5 * base - 0.5]])
@@ -142,3 +149,33 @@ def test_label_maps_put_landmarks_on_the_teacher_keypoints(shared_data):
     expected = (kp_teacher + 0.5) * 128 / 120 - 0.5  # pixel-centre exact 120 → 128 resize
     err = np.linalg.norm(kp_maps[..., :2] - expected, axis=-1)
     assert err.mean() < LABEL_LANDMARK_MEAN_PX and err.max() < LABEL_LANDMARK_MAX_PX
+
+
+def test_stretched_crops_get_labels_stretched_in_x_alone(shared_data):
+    """A stretch-only augmentation widens the label's landmark box by the stretch in x and leaves
+    its height and depth extent as the plain resize gives them (flips do not change extents)."""
+    from engine.layout import default_layout
+    from engine.readout import Readout
+    from engine.training.bfm import load_basis, load_topology
+    from engine.training.dataset import Augmentation, build_label_basis, make_batch
+    from engine.training.teacher import Teacher
+
+    layout, topo, basis = default_layout(), load_topology(shared_data / "teacher"), load_basis()
+    lb = build_label_basis(topo, basis, layout, 128)
+    names = (shared_data / "aflw_train" / "list.txt").read_text().split()[:8]
+    crops = np.stack([cv2.imread(str(shared_data / "aflw_train" / "crops" / n)) for n in names])
+    p = Teacher(shared_data / "teacher")(crops)
+    rgb = crops[..., ::-1].copy()
+    stretch = 1.08
+    only_stretch = Augmentation(0.0, (1.0, 1.0), 0.0, (1.0, 1.0), 0.0, (stretch, stretch))
+    assert Augmentation(0.0, (1.0, 1.0), 0.0, (1.0, 1.0), 0.0).stretch_range == (1.0, 1.0)  # off by default
+    readout = Readout.build(layout, 128)
+
+    def extents(augment):
+        _, maps = make_batch(rgb, p, lb, np.random.default_rng(0), augment=augment)
+        kp = np.stack([readout.keypoints(m) for m in maps])
+        return kp.max(axis=1) - kp.min(axis=1)  # (B, 3) landmark box in x, y, z
+
+    plain, stretched = extents(None), extents(only_stretch)
+    np.testing.assert_allclose(stretched[:, 0], stretch * plain[:, 0], rtol=1e-3)
+    np.testing.assert_allclose(stretched[:, 1:], plain[:, 1:], rtol=1e-3)
