@@ -115,7 +115,11 @@ def random_similarity(
     k = base * rng.uniform(*augment.scale_range)
     shift = rng.uniform(-augment.shift_fraction, augment.shift_fraction, 2) * out_size
     c, s = np.cos(theta) * k, np.sin(theta) * k
-    a = np.array([[c, -s], [s, c]]) @ np.diag([rng.uniform(*augment.stretch_range), 1.0])
+    lo, hi = augment.stretch_range
+    # drawn only when the range has width, so the presets without a stretch keep the random
+    # stream (and the seeded runs) they had before the stretch existed
+    stretch = rng.uniform(lo, hi) if hi > lo else lo
+    a = np.array([[c, -s], [s, c]]) @ np.diag([stretch, 1.0])
     centre_in = np.full(2, (TEACHER_INPUT - 1) / 2)
     centre_out = np.full(2, (out_size - 1) / 2) + shift
     return np.concatenate([a, (centre_out - a @ centre_in)[:, None]], axis=1), k

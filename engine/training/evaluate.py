@@ -47,15 +47,21 @@ class DevSet:
         return cls(names, np.stack(crops), transforms, gt, np.abs(np.load(folder / "yaw.npy")))
 
 
+def readout_points(
+    model: torch.nn.Module, images: np.ndarray, layout: UVLayout, *, flip_average: bool = False
+) -> np.ndarray:
+    """(N, S, S, 3) uint8 RGB crops → (N, 68, 3) read-out landmarks in crop px (bf16 network)."""
+    maps = predict_position_maps(model, images, amp_dtype=torch.bfloat16, batch=EVAL_BATCH, flip_average=flip_average)
+    readout = Readout.build(layout, maps.shape[1])
+    return np.stack([readout.keypoints(m) for m in maps])
+
+
 def evaluate_model(
     model: torch.nn.Module, dev: DevSet, layout: UVLayout, *, flip_average: bool = False
 ) -> dict[str, dict[str, float]]:
     """NME 2D / 3D per yaw bin of one pass on the roi crops (bf16), optionally flip-averaged."""
-    maps = predict_position_maps(
-        model, dev.crops, amp_dtype=torch.bfloat16, batch=EVAL_BATCH, flip_average=flip_average
-    )
-    readout = Readout.build(layout, maps.shape[1])
-    pred = np.stack([t.to_image(readout.keypoints(m)) for m, t in zip(maps, dev.transforms)])
+    points = readout_points(model, dev.crops, layout, flip_average=flip_average)
+    pred = np.stack([t.to_image(p) for p, t in zip(points, dev.transforms)])
     return {
         "nme_2d": binned(nme_per_image(pred, dev.gt, dims=2), dev.yaw),
         "nme_3d": binned(nme_per_image(pred, dev.gt, dims=3), dev.yaw),

@@ -35,7 +35,7 @@ from .crop_zoom import SAMPLE as HOLD_OUT
 from .crop_zoom import SAMPLE_SEED, zoomed
 from .dataset import build_label_basis, label_vertices
 from .labels import human_points_crop
-from .metrics import binned
+from .metrics import binned, landmark_box_size
 from .refine import combination_matrix
 from .teacher import TEACHER_INPUT, vertices_crop_px
 
@@ -82,7 +82,7 @@ def human_point_nme(pred68: np.ndarray, human21: np.ndarray, label68: np.ndarray
     used = comb.sum(axis=1) > 0
     pred21 = np.einsum("km,nmc->nkc", comb, pred68[..., :2])[:, used]
     err = np.linalg.norm(pred21 - human21[:, used], axis=2)  # NaN where the point is not annotated
-    size = np.sqrt(np.prod(label68[..., :2].max(axis=1) - label68[..., :2].min(axis=1), axis=1))
+    size = landmark_box_size(label68)
     return np.nanmean(err, axis=1) / size * 100.0
 
 

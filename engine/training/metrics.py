@@ -19,13 +19,19 @@ YAW_BINS = (("0-30", 0.0, 30.0), ("30-60", 30.0, 60.0), ("60-90", 60.0, 90.0))
 POSE_PROTOCOL_MAX_DEG = 99.0
 
 
+def landmark_box_size(points: np.ndarray) -> np.ndarray:
+    """(N, K, 2+) points → (N,) √(w·h) of each set's 2D bounding box: the NME normaliser."""
+    points = np.asarray(points, np.float64)
+    return np.sqrt(np.prod(points[:, :, :2].max(axis=1) - points[:, :, :2].min(axis=1), axis=1))
+
+
 def nme_per_image(pred: np.ndarray, gt: np.ndarray, *, dims: int = 2) -> np.ndarray:
     """pred, gt: (N, 68, 3) image px → (N,) NME in percent."""
     pred = np.asarray(pred, np.float64)
     gt = np.asarray(gt, np.float64)
     if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[2] < dims:
         raise ValueError(f"pred and gt must both be (N, K, {dims}+), got {pred.shape} and {gt.shape}")
-    size = np.sqrt(np.prod(gt[:, :, :2].max(axis=1) - gt[:, :, :2].min(axis=1), axis=1))
+    size = landmark_box_size(gt)
     p, g = pred[:, :, :dims].copy(), gt[:, :, :dims].copy()
     if dims == 3:
         p[:, :, 2] -= p[:, :, 2].mean(axis=1, keepdims=True)

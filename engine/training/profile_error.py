@@ -19,16 +19,15 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..bundle import default_bundle_path, load_bundle
+from ..landmarks import LANDMARK_MIRROR
 from ..layout import default_layout
-from ..model import predict_position_maps
 from ..readout import Readout
 from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
 from .dataset import build_label_basis, make_batch
-from .evaluate import EVAL_BATCH, DevSet
-from .metrics import YAW_BINS, yaw_bin_mask
+from .evaluate import DevSet, readout_points
+from .metrics import YAW_BINS, landmark_box_size, yaw_bin_mask
 
 REGIONS = {
     "jaw": range(0, 17),
@@ -52,16 +51,12 @@ def facing_sign(ref: np.ndarray) -> np.ndarray:
 
 def nose_right_errors(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """(N, 68, 2+) → (N, 68, 2) x, y errors in % of √(w·h) of the reference box, in the nose-right
-    frame: faces looking to −x are mirrored (x negated, jaw points renumbered 16 − j)."""
+    frame: faces looking to −x are mirrored (x negated, points renumbered by ``LANDMARK_MIRROR``)."""
     pred, ref = np.asarray(pred, np.float64), np.asarray(ref, np.float64)
-    size = np.sqrt(np.prod(ref[:, :, :2].max(axis=1) - ref[:, :, :2].min(axis=1), axis=1))
-    err = (pred[:, :, :2] - ref[:, :, :2]) / size[:, None, None] * 100.0
+    err = (pred[:, :, :2] - ref[:, :, :2]) / landmark_box_size(ref)[:, None, None] * 100.0
     f = facing_sign(ref)
     err[:, :, 0] *= f[:, None]
-    order = np.arange(68)
-    mirrored_jaw = order.copy()
-    mirrored_jaw[:17] = 16 - order[:17]
-    return np.where((f < 0)[:, None, None], err[:, mirrored_jaw], err)
+    return np.where((f < 0)[:, None, None], err[:, list(LANDMARK_MIRROR)], err)
 
 
 def width_ratio(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -90,11 +85,6 @@ def error_report(pred: np.ndarray, ref: np.ndarray, yaw_abs_deg: np.ndarray) -> 
     return out
 
 
-def _readout_points(model: torch.nn.Module, images: np.ndarray, readout: Readout) -> np.ndarray:
-    maps = predict_position_maps(model, images, amp_dtype=torch.bfloat16, batch=EVAL_BATCH, flip_average=True)
-    return np.stack([readout.keypoints(m) for m in maps])
-
-
 def _print(title: str, report: dict[str, dict[str, float]]) -> None:
     print(title)
     cols = ["n", "nme", *REGIONS, "width_ratio", "dx_jaw_near", "dx_jaw_far", "dx_nose_tip"]
@@ -112,10 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     model = load_bundle(args.bundle or default_bundle_path()).build_model("cpu").eval()
     layout = default_layout()
-    readout = Readout.build(layout, model.input_size)
 
     dev = DevSet.load(args.dev, model.input_size)
-    pred = np.stack([t.to_image(p) for p, t in zip(_readout_points(model, dev.crops, readout), dev.transforms)])
+    points = readout_points(model, dev.crops, layout, flip_average=True)
+    pred = np.stack([t.to_image(p) for p, t in zip(points, dev.transforms)])
     _print("dev set vs ground truth", error_report(pred, dev.gt, dev.yaw))
 
     keep = np.flatnonzero(np.load(args.labels / "keep.npy"))
@@ -124,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     params = np.load(args.labels / "params_refined.npy")[pick]
     lb = build_label_basis(load_topology(), load_basis(), layout, model.input_size)
     images, targets = make_batch(crops, params, lb, np.random.default_rng(TRAIN_SEED), augment=None)
+    readout = Readout.build(layout, model.input_size)
     labels = np.stack([readout.keypoints(t) for t in targets])
     yaw = np.abs(np.load(args.train_data / "yaw.npy")[pick])
-    train_pred = _readout_points(model, images, readout)
+    train_pred = readout_points(model, images, layout, flip_average=True)
     _print(f"{TRAIN_SAMPLE} training crops vs their labels", error_report(train_pred, labels, yaw))
     return 0
 

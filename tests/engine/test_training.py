@@ -151,6 +151,19 @@ def test_label_maps_put_landmarks_on_the_teacher_keypoints(shared_data):
     assert err.mean() < LABEL_LANDMARK_MEAN_PX and err.max() < LABEL_LANDMARK_MAX_PX
 
 
+UNSTRETCHED = sorted(n for n, a in AUGMENTATIONS.items() if a.stretch_range[0] == a.stretch_range[1])
+
+
+@pytest.mark.parametrize("name", UNSTRETCHED)
+def test_a_preset_without_stretch_draws_what_it_drew_before_the_stretch(name):
+    """Rotation, scale and a 2D shift: four numbers per crop, so seeded runs made before the stretch
+    existed draw the same crops again."""
+    rng, before = np.random.default_rng(3), np.random.default_rng(3)
+    random_similarity(rng, 128, AUGMENTATIONS[name])
+    before.random(4)
+    assert rng.random() == before.random()
+
+
 def test_stretched_crops_get_labels_stretched_in_x_alone(shared_data):
     """A stretch-only augmentation widens the label's landmark box by the stretch in x and leaves
     its height and depth extent as the plain resize gives them (flips do not change extents)."""
