@@ -33,7 +33,8 @@ POSE_SIGMA_LOG_SCALE = 0.05  # prior width of the scale change (log units, ≈5 
 POSE_SIGMA_ROT = 0.1  # prior width of the rotation change, radians (≈6°)
 POSE_SIGMA_T = 3.0  # prior width of the translation change, 120-crop px
 # AFLW's 21 points (0-based) → the 68-point ids whose mean is the same anatomical point. The ears
-# (AFLW 12 and 16) are left out: the nearest jaw points sit ≈2.5 % of the face size away from them.
+# (AFLW 12 and 16) have none (the nearest jaw points sit ≈2.5 % of the face size away from them);
+# they read their own vertices instead (EAR_VERTICES).
 AFLW_TO_68: tuple[tuple[int, ...], ...] = (
     (17,),
     (19,),
@@ -47,11 +48,11 @@ AFLW_TO_68: tuple[tuple[int, ...], ...] = (
     (42,),
     (43, 44, 46, 47),
     (45,),  # left eye
-    (),  # right ear: not used
+    (),  # right ear: EAR_VERTICES
     (31,),
     (30,),
     (35,),  # nose: right wing, tip, left wing
-    (),  # left ear: not used
+    (),  # left ear: EAR_VERTICES
     (48,),
     (62, 66),
     (54,),  # mouth corners and centre
@@ -61,7 +62,8 @@ AFLW_TO_68: tuple[tuple[int, ...], ...] = (
 
 # AFLW ear points → one BFM vertex each, a left/right mirror pair: the pair whose projections lie
 # nearest the visible human ear points, mean over 1,500 training crops per ear with the refined fits
-# (5.5 / 5.4 px in the 120 crop; the nearest jaw points 2 and 14: 6.3 / 7.1 px)
+# (5.5 / 5.4 px in the 120 crop; the nearest jaw points 2 and 14: 6.3 / 7.1 px). Dev labels with
+# them: balanced NME 2.84 → 2.67 % (1.93 / 2.64 / 3.44)
 EAR_VERTICES = {12: 20383, 16: 34259}
 EAR_SIGMA_PX = 1.0  # as for every other point: the annotation scatter is not known to differ
 
