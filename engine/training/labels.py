@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
-from .refine import refine_params
+from .refine import EAR_SIGMA_PX, refine_params
 from .teacher import TEACHER_INPUT, Teacher, vertices_crop_px
 
 TEACHER_BATCH = 256
@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=shared_data_dir() / "aflw_train")
     ap.add_argument("--teacher", type=Path, default=shared_data_dir() / "teacher")
     ap.add_argument("--cache", type=Path, default=default_cache_dir() / "labels")
+    ap.add_argument(
+        "--no-ears", action="store_true", help="refine without the AFLW ear points (the labels of runs 1-16)"
+    )
     args = ap.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
     names = (args.data / "list.txt").read_text().split()
@@ -65,7 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     pts = human_points_crop(np.load(args.data / "pts21.npy"), np.load(args.data / "roi_box.npy"))
     refined = np.concatenate(
         [
-            refine_params(params[i : i + REFINE_BATCH], pts[i : i + REFINE_BATCH], basis, topo.keypoints, std)
+            refine_params(
+                params[i : i + REFINE_BATCH],
+                pts[i : i + REFINE_BATCH],
+                basis,
+                topo.keypoints,
+                std,
+                ear_sigma=None if args.no_ears else EAR_SIGMA_PX,
+            )
             for i in range(0, len(params), REFINE_BATCH)
         ]
     )

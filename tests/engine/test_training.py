@@ -192,3 +192,69 @@ def test_stretched_crops_get_labels_stretched_in_x_alone(shared_data):
     plain, stretched = extents(None), extents(only_stretch)
     np.testing.assert_allclose(stretched[:, 0], stretch * plain[:, 0], rtol=1e-3)
     np.testing.assert_allclose(stretched[:, 1:], plain[:, 1:], rtol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def ear_fits(shared_data):
+    """Teacher fits of training crops whose two ear points are both annotated, refined with the
+    ears, without them, and with the ears on but their annotations removed."""
+    import pickle
+
+    from engine.training.bfm import load_basis, load_topology
+    from engine.training.labels import human_points_crop
+    from engine.training.refine import EAR_VERTICES, refine_params
+    from engine.training.teacher import Teacher
+
+    train = shared_data / "aflw_train"
+    pts = human_points_crop(np.load(train / "pts21.npy"), np.load(train / "roi_box.npy"))
+    both = np.flatnonzero(~np.isnan(pts[:, list(EAR_VERTICES)]).any(axis=(1, 2)))[:EAR_TEST_CROPS]
+    names = np.asarray((train / "list.txt").read_text().split())[both]
+    crops = np.stack([cv2.imread(str(train / "crops" / n)) for n in names])
+    topo, basis = load_topology(shared_data / "teacher"), load_basis()
+    with open(shared_data / "teacher" / "param_mean_std_62d_120x120.pkl", "rb") as f:
+        std = pickle.load(f)["std"]
+    p0, human = Teacher(shared_data / "teacher")(crops), pts[both]
+    no_ear_points = human.copy()
+    no_ear_points[:, list(EAR_VERTICES)] = np.nan
+    moved_ears = human.copy()
+    moved_ears[:, list(EAR_VERTICES)] += 20.0
+    fit = lambda h, **kw: refine_params(p0, h, basis, topo.keypoints, std, **kw)  # noqa: E731
+    return {
+        "human": human,
+        "basis": basis,
+        "keypoints": topo.keypoints,
+        "with_ears": fit(human),
+        "without": fit(human, ear_sigma=None),
+        "without_moved": fit(moved_ears, ear_sigma=None),
+        "ears_unannotated": fit(no_ear_points),
+    }
+
+
+EAR_TEST_CROPS = 64
+EAR_GAIN_MIN_PX = 2.0  # mean ear-vertex distance to the annotated ears drops by this, crop px (5.6 → 2.0)
+SAME_FIT_PX = 1e-3  # "the same fit": landmark positions agree to this, crop px (measured: bit-identical)
+
+
+def test_ear_points_pull_the_ear_vertices_toward_the_annotated_ears(ear_fits):
+    from engine.training.refine import EAR_VERTICES
+    from engine.training.teacher import vertices_crop_px
+
+    ears = ear_fits["human"][:, list(EAR_VERTICES)]
+
+    def distance(params):
+        xy = vertices_crop_px(params, ear_fits["basis"], np.asarray(list(EAR_VERTICES.values())))[..., :2]
+        return np.linalg.norm(xy - ears, axis=-1).mean()
+
+    assert distance(ear_fits["with_ears"]) < distance(ear_fits["without"]) - EAR_GAIN_MIN_PX
+
+
+def test_without_ear_sigma_the_fit_ignores_the_ear_points(ear_fits):
+    """``ear_sigma=None`` is the ear-free fit of runs 1–14: the ear annotations change nothing, and
+    it equals the ear fit of images whose ears are not annotated."""
+    from engine.training.refine import EAR_VERTICES
+    from engine.training.teacher import vertices_crop_px
+
+    np.testing.assert_array_equal(ear_fits["without"], ear_fits["without_moved"])
+    ids = np.asarray(list(ear_fits["keypoints"]) + list(EAR_VERTICES.values()))
+    a, b = (vertices_crop_px(ear_fits[k], ear_fits["basis"], ids) for k in ("without", "ears_unannotated"))
+    assert np.abs(a - b).max() < SAME_FIT_PX
