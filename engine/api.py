@@ -196,9 +196,7 @@ class Reconstructor:
         maps, transforms, rois, _ = self._refine(image, rois)
         return self.average_shifted_crops(image, maps, transforms), transforms, rois
 
-    def average_shifted_crops(
-        self, image: np.ndarray, maps: np.ndarray, transforms: list[CropTransform]
-    ) -> np.ndarray:
+    def average_shifted_crops(self, image: np.ndarray, maps: np.ndarray, transforms: list[CropTransform]) -> np.ndarray:
         """With ``shift_average``: each (S, S, 3) map (crop px of its transform) averaged in image px
         with the maps of the same crop moved by ±:data:`SHIFT_FRACTION` of its side in x and in y,
         returned in the original crop's px; without, ``maps`` as they are."""

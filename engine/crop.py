@@ -64,9 +64,7 @@ class CropTransform:
         return p
 
 
-def crop_image(
-    image: np.ndarray, roi: BoundingBox, size: int, zoom: float = 1.0
-) -> tuple[np.ndarray, CropTransform]:
+def crop_image(image: np.ndarray, roi: BoundingBox, size: int, zoom: float = 1.0) -> tuple[np.ndarray, CropTransform]:
     """Cut the square ``roi`` (shrunk about its centre by ``zoom``) out of an (H, W, 3) uint8 image,
     resampled to (size, size, 3).
 

@@ -43,7 +43,8 @@ LANDMARK_GROUPS = MappingProxyType({g: tuple(range(first, first + n)) for g, fir
 
 # each landmark's left/right twin (iBUG order): jaw and brows reversed, the nose bridge and the
 # lips' centre line on themselves, eyes and lip corners swapped (checked against the layout's UV
-# symmetry in tests/engine/test_landmarks.py)
+# symmetry in tests/engine/test_landmarks.py); one line per face part, so left unformatted
+# fmt: off
 LANDMARK_MIRROR: tuple[int, ...] = (
     *range(16, -1, -1),
     *range(26, 16, -1),
@@ -56,6 +57,7 @@ LANDMARK_MIRROR: tuple[int, ...] = (
     *range(64, 59, -1),
     *range(67, 64, -1),
 )
+# fmt: on
 
 
 def landmarks_from_position_map(position_map: np.ndarray, layout: UVLayout) -> np.ndarray:

@@ -56,9 +56,7 @@ def test_scaled_roi_is_a_square_about_the_same_centre():
         scaled_roi(PART, 0)
 
 
-def test_a_doubtful_crop_restarts_from_larger_crops_and_the_most_self_consistent_wins(
-    mean_face_bundle, monkeypatch
-):
+def test_a_doubtful_crop_restarts_from_larger_crops_and_the_most_self_consistent_wins(mean_face_bundle, monkeypatch):
     largest = scaled_roi(PART, max(RESTART_SCALES))
     rec = _rec(
         mean_face_bundle,

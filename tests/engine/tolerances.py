@@ -44,4 +44,3 @@ NEAR_SIDE_SEEN_MIN = 0.8  # vertices / texels seen on the near half at 80° yaw
 VERTEX_TEXELS_SEEN_MIN = 0.8  # vertices whose uv texel is in the mask at 20° yaw (measured 0.87:
 # hidden vertices and texels just outside the mesh's UV footprint at its border are not)
 SYMMETRIC_FILLED_MIN = 0.8  # far-half texels in the mask after symmetric fill at 80° yaw
-
