@@ -14,7 +14,6 @@ sparse linear map (see engine.training.uv_raster), so regenerating labels takes 
 from __future__ import annotations
 
 import argparse
-import pickle
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
 from .refine import EAR_SIGMA_PX, refine_params
-from .teacher import TEACHER_INPUT, Teacher, vertices_crop_px
+from .teacher import TEACHER_INPUT, Teacher, load_param_stats, vertices_crop_px
 
 TEACHER_BATCH = 256
 REFINE_BATCH = 1024
@@ -63,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     np.save(args.cache / "params_teacher.npy", params)
     print(f"teacher done at {time.time() - t0:.0f} s", flush=True)
     basis, topo = load_basis(), load_topology(args.teacher)
-    with open(args.teacher / "param_mean_std_62d_120x120.pkl", "rb") as f:
-        std = pickle.load(f)["std"]
+    std = load_param_stats(args.teacher)[1]
     pts = human_points_crop(np.load(args.data / "pts21.npy"), np.load(args.data / "roi_box.npy"))
     refined = np.concatenate(
         [

@@ -78,7 +78,7 @@ def learn_shape_model(points: np.ndarray, *, modes: int = MODES, prior_weight: f
 def human_point_nme(pred68: np.ndarray, human21: np.ndarray, label68: np.ndarray) -> np.ndarray:
     """(N,) NME (%) of the predicted points' AFLW counterparts against the visible human points;
     normalised like the benchmark, by √(w·h) of the label's 68-point box."""
-    comb = combination_matrix()
+    comb = combination_matrix(ears=False)
     used = comb.sum(axis=1) > 0
     pred21 = np.einsum("km,nmc->nkc", comb, pred68[..., :2])[:, used]
     err = np.linalg.norm(pred21 - human21[:, used], axis=2)  # NaN where the point is not annotated

@@ -68,9 +68,10 @@ EAR_VERTICES = {12: 20383, 16: 34259}
 EAR_SIGMA_PX = 1.0  # as for every other point: the annotation scatter is not known to differ
 
 
-def combination_matrix(ears: bool = False) -> np.ndarray:
+def combination_matrix(*, ears: bool) -> np.ndarray:
     """(21, 68) averaging weights; rows of unused points are zero. ``ears``: (21, 70), the ear rows
-    reading two extra vertices placed after the 68 (see EAR_VERTICES)."""
+    reading two extra vertices placed after the 68 (see EAR_VERTICES). No default: the refinement
+    uses the ears by default and the 68-point landmark model never does, so each caller says which."""
     c = np.zeros((len(AFLW_TO_68), 70 if ears else 68), np.float32)
     for k, ids in enumerate(AFLW_TO_68):
         if ids:
@@ -101,7 +102,7 @@ def refine_params(
     mean = torch.from_numpy(basis.mean[rows].astype(np.float64)).view(len(vertices), 3)
     w_shp = torch.from_numpy(basis.w_shp[rows].astype(np.float64)).view(len(vertices), 3, -1)
     w_exp = torch.from_numpy(basis.w_exp[rows].astype(np.float64)).view(len(vertices), 3, -1)
-    comb = torch.from_numpy(combination_matrix(ears).astype(np.float64))
+    comb = torch.from_numpy(combination_matrix(ears=ears).astype(np.float64))
     used = comb.sum(1) > 0
     point_weight = torch.ones(len(comb), dtype=torch.float64)
     if ears:

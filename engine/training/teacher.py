@@ -72,6 +72,17 @@ class TeacherNet(nn.Module):
         return self.fc_param(x.mean(dim=(2, 3)))
 
 
+def load_param_stats(teacher_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher's parameter normalisation: mean (62,) and std (62,) float32, ``p = out · std + mean``.
+
+    ``teacher_dir`` defaults to ``teacher/`` in the shared data. The std also scales the
+    refinement's prior (``refine.refine_params``)."""
+    d = Path(teacher_dir) if teacher_dir else shared_data_dir() / "teacher"
+    with open(d / "param_mean_std_62d_120x120.pkl", "rb") as f:
+        stats = pickle.load(f)
+    return np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
+
+
 class Teacher:
     """Crops (B, 120, 120, 3) BGR uint8 → de-normalised 62-d parameters (B, 62) float32."""
 
@@ -82,10 +93,7 @@ class Teacher:
         self.net = TeacherNet()
         self.net.load_state_dict(state, strict=True)
         self.net.eval()
-        with open(d / "param_mean_std_62d_120x120.pkl", "rb") as f:
-            stats = pickle.load(f)
-        self.mean = np.asarray(stats["mean"], np.float32)
-        self.std = np.asarray(stats["std"], np.float32)
+        self.mean, self.std = load_param_stats(d)
 
     @torch.no_grad()
     def __call__(self, crops_bgr: np.ndarray) -> np.ndarray:

@@ -8,7 +8,6 @@ with separate x/y scales), so the teacher's figures are comparable with the publ
 from __future__ import annotations
 
 import argparse
-import pickle
 from pathlib import Path
 
 import cv2
@@ -19,7 +18,7 @@ from .bfm import load_basis, load_topology, shared_data_dir
 from .labels import human_points_crop
 from .metrics import binned, nme_per_image
 from .refine import refine_params
-from .teacher import TEACHER_INPUT, Teacher, vertices_crop_px
+from .teacher import TEACHER_INPUT, Teacher, load_param_stats, vertices_crop_px
 
 
 def crop_3ddfa(image: np.ndarray, roi: np.ndarray) -> np.ndarray:
@@ -62,8 +61,7 @@ def evaluate_labels(folder: Path, teacher_dir: Path | None = None) -> dict[str, 
     params = teacher(crops)
     basis, topo = load_basis(), load_topology(teacher_dir)
     out = {"teacher": binned(nme_per_image(to_image(vertices_crop_px(params, basis, topo.keypoints), rois), gt), yaw)}
-    with open((teacher_dir or shared_data_dir() / "teacher") / "param_mean_std_62d_120x120.pkl", "rb") as f:
-        std = pickle.load(f)["std"]
+    std = load_param_stats(teacher_dir)[1]
     # the human points map into the crop with the x scale only, as for the (square) training rois
     pts = human_points_crop(dev_points21(folder, names), rois)
     refined = refine_params(params, pts, basis, topo.keypoints, std)

@@ -198,12 +198,10 @@ def test_stretched_crops_get_labels_stretched_in_x_alone(shared_data):
 def ear_fits(shared_data):
     """Teacher fits of training crops whose two ear points are both annotated, refined with the
     ears, without them, and with the ears on but their annotations removed."""
-    import pickle
-
     from engine.training.bfm import load_basis, load_topology
     from engine.training.labels import human_points_crop
     from engine.training.refine import EAR_VERTICES, refine_params
-    from engine.training.teacher import Teacher
+    from engine.training.teacher import Teacher, load_param_stats
 
     train = shared_data / "aflw_train"
     pts = human_points_crop(np.load(train / "pts21.npy"), np.load(train / "roi_box.npy"))
@@ -211,8 +209,7 @@ def ear_fits(shared_data):
     names = np.asarray((train / "list.txt").read_text().split())[both]
     crops = np.stack([cv2.imread(str(train / "crops" / n)) for n in names])
     topo, basis = load_topology(shared_data / "teacher"), load_basis()
-    with open(shared_data / "teacher" / "param_mean_std_62d_120x120.pkl", "rb") as f:
-        std = pickle.load(f)["std"]
+    std = load_param_stats(shared_data / "teacher")[1]
     p0, human = Teacher(shared_data / "teacher")(crops), pts[both]
     no_ear_points = human.copy()
     no_ear_points[:, list(EAR_VERTICES)] = np.nan
@@ -249,7 +246,7 @@ def test_ear_points_pull_the_ear_vertices_toward_the_annotated_ears(ear_fits):
 
 
 def test_without_ear_sigma_the_fit_ignores_the_ear_points(ear_fits):
-    """``ear_sigma=None`` is the ear-free fit of runs 1–14: the ear annotations change nothing, and
+    """``ear_sigma=None`` is the ear-free fit of runs 1–16: the ear annotations change nothing, and
     it equals the ear fit of images whose ears are not annotated."""
     from engine.training.refine import EAR_VERTICES
     from engine.training.teacher import vertices_crop_px
