@@ -64,6 +64,15 @@ def test_bins_balanced_and_mean():
     assert r["mean"] == pytest.approx(4.0)
 
 
+def test_last_bin_counts_yaw_beyond_90_as_the_benchmark_does():
+    # 3DDFA's AFLW2000-3D code bins |yaw| > 60 as the last bin: a 118° photo is a profile, not dropped
+    nme = np.array([1.0, 2.0, 4.0, 10.0])
+    yaw = np.array([0.0, 31.0, 61.0, 118.0])
+    r = binned(nme, yaw)
+    assert r["60-90"] == pytest.approx(7.0)
+    assert r["balanced"] == pytest.approx((1.0 + 2.0 + 7.0) / 3)
+
+
 def test_shape_mismatch_is_named():
     with pytest.raises(ValueError, match="pred and gt"):
         nme_per_image(np.zeros((1, 68, 3)), np.zeros((2, 68, 3)))
