@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
-from .refine import EAR_SIGMA_PX, refine_params
+from .refine import EAR_SIGMA_PX, EXPRESSION_PRIOR_WEIGHT, SHAPE_PRIOR_WEIGHT, refine_params
 from .teacher import TEACHER_INPUT, Teacher, load_param_stats, vertices_crop_px
 
 TEACHER_BATCH = 256
@@ -50,6 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--no-ears", action="store_true", help="refine without the AFLW ear points (the labels of runs 1-16)"
     )
+    ap.add_argument(
+        "--prior-weights",
+        type=float,
+        nargs=2,
+        default=(SHAPE_PRIOR_WEIGHT, EXPRESSION_PRIOR_WEIGHT),
+        metavar=("SHAPE", "EXPRESSION"),
+        help="refinement prior weights (default %(default)s; the labels of runs 1-19: 4 4)",
+    )
     args = ap.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
     names = (args.data / "list.txt").read_text().split()
@@ -73,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                 topo.keypoints,
                 std,
                 ear_sigma=None if args.no_ears else EAR_SIGMA_PX,
+                shape_prior_weight=args.prior_weights[0],
+                expression_prior_weight=args.prior_weights[1],
             )
             for i in range(0, len(params), REFINE_BATCH)
         ]

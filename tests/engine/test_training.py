@@ -218,6 +218,9 @@ def ear_fits(shared_data):
     fit = lambda h, **kw: refine_params(p0, h, basis, topo.keypoints, std, **kw)  # noqa: E731
     return {
         "human": human,
+        "p0": p0,
+        "std": std,
+        "fit": fit,
         "basis": basis,
         "keypoints": topo.keypoints,
         "with_ears": fit(human),
@@ -243,6 +246,26 @@ def test_ear_points_pull_the_ear_vertices_toward_the_annotated_ears(ear_fits):
         return np.linalg.norm(xy - ears, axis=-1).mean()
 
     assert distance(ear_fits["with_ears"]) < distance(ear_fits["without"]) - EAR_GAIN_MIN_PX
+
+
+STIFF_PRIOR = 1e8  # a prior weight that pins its coefficients to the teacher's
+PINNED_WHITENED = 1e-3  # "pinned": coefficients move by less than this many standard deviations
+
+
+def test_shape_and_expression_priors_act_on_their_own_coefficients(ear_fits):
+    """A stiff expression prior leaves the teacher's expression and still refines the identity, and
+    the other way round: each prior weight reaches its own 40 / 10 coefficients only."""
+    fit, p0, std = ear_fits["fit"], ear_fits["p0"], ear_fits["std"]
+    shape, expr = slice(12, 52), slice(52, 62)
+
+    def moved(params, part):
+        return np.abs((params[:, part] - p0[:, part]) / std[part]).max()
+
+    h = ear_fits["human"]
+    no_expression = fit(h, expression_prior_weight=STIFF_PRIOR)
+    no_shape = fit(h, shape_prior_weight=STIFF_PRIOR)
+    assert moved(no_expression, expr) < PINNED_WHITENED < moved(no_expression, shape)
+    assert moved(no_shape, shape) < PINNED_WHITENED < moved(no_shape, expr)
 
 
 def test_without_ear_sigma_the_fit_ignores_the_ear_points(ear_fits):
