@@ -123,12 +123,9 @@ def refine_params(
     sr0 = p0[:, :12].view(-1, 3, 4)[:, :, :3]
     # the teacher's 3×3 block is only nearly a scaled rotation: keep it, and refine a similarity on top
     # so that a handful of 2D points cannot shear the face
-    n_shape = w_shp.shape[2]
-    sqrt_w = torch.cat(
-        [
-            torch.full((n_shape,), float(np.sqrt(shape_prior_weight)), dtype=torch.float64),
-            torch.full((w_exp.shape[2],), float(np.sqrt(expression_prior_weight)), dtype=torch.float64),
-        ]
+    sqrt_w = torch.tensor(
+        [np.sqrt(shape_prior_weight)] * w_shp.shape[2] + [np.sqrt(expression_prior_weight)] * w_exp.shape[2],
+        dtype=torch.float64,
     )
     pose_sigma = torch.tensor([POSE_SIGMA_LOG_SCALE] + [POSE_SIGMA_ROT] * 3 + [POSE_SIGMA_T] * 3, dtype=torch.float64)
 
