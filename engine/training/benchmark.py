@@ -14,6 +14,10 @@ Pose MAE compares each face's head rotation with the ``Pose_Para`` of its ``.mat
 in radians), read in that file's own Euler convention (``metrics.pose_para_angles``), over the
 photos whose three angles lie within ±99° (``metrics.POSE_PROTOCOL_MAX_DEG``, as head-pose papers
 report AFLW2000; ``pose_n`` in the result counts them).
+
+The result also lists every image (``per_image``: name, |yaw|, NME 2D / 3D, ``null`` for a miss), so
+two runs can be compared on the faces both found (``python -m engine.training.compare_evals``): with
+``--detector`` two models rarely find the same faces, and a face more or less moves the figure.
 """
 
 from __future__ import annotations
@@ -92,12 +96,16 @@ def evaluate_folder(
         poses.append(pose_para_angles(estimate_pose(t.to_image(readout.vertices(out_map)), layout).rotation))
     ms = (time.perf_counter() - t0) * 1e3 / len(names)
     found = np.asarray(found)
+    if not preds:
+        raise ValueError(f"no face was found on any of the {len(names)} annotated faces in {folder}")
     pred = np.stack(preds)
+    nme_2d = nme_per_image(pred, gt[found], dims=2)
+    nme_3d = nme_per_image(pred, gt[found], dims=3)
     result = {
         "n": int(found.sum()),
         "missed": int((~found).sum()),
-        "nme_2d": binned(nme_per_image(pred, gt[found], dims=2), yaw[found]),
-        "nme_3d": binned(nme_per_image(pred, gt[found], dims=3), yaw[found]),
+        "nme_2d": binned(nme_2d, yaw[found]),
+        "nme_3d": binned(nme_3d, yaw[found]),
         "ms_per_image": ms,
         "flip_average": rec.flip_average,
         "shift_average": rec.shift_average,
@@ -115,7 +123,18 @@ def evaluate_folder(
             "pitch": float(err[:, 0].mean()),
             "roll": float(err[:, 2].mean()),
         }
+    result["per_image"] = _per_image(names, yaw, found, nme_2d, nme_3d)
     return result
+
+
+def _per_image(names, yaw, found, nme_2d, nme_3d) -> list[dict]:
+    """One record per image in list order; a missed face has ``None`` NMEs (JSON null)."""
+    scored = iter(zip(nme_2d.tolist(), nme_3d.tolist()))
+    records = []
+    for name, y, hit in zip(names, yaw.tolist(), found.tolist()):
+        n2, n3 = next(scored) if hit else (None, None)
+        records.append({"image": name, "abs_yaw": y, "nme_2d": n2, "nme_3d": n3})
+    return records
 
 
 def run_evaluation(folder: str | Path, *, json_out: str | Path | None = None, **options) -> dict:

@@ -180,6 +180,10 @@ def test_evaluate_prints_and_writes_the_documented_figures(mean_face_bundle, tmp
         assert r[key]["balanced"] == pytest.approx(expected / 3, abs=tol)
         assert r[key]["mean"] == pytest.approx(expected / 3, abs=tol)
     assert r["ms_per_image"] > 0 and "pose_mae_deg" not in r  # no .mat files: no pose figures
+    assert [p["image"] for p in r["per_image"]] == ["image00000.jpg", "image00001.jpg", "image00002.jpg"]
+    assert [p["abs_yaw"] for p in r["per_image"]] == [10.0, 45.0, 75.0]
+    assert r["per_image"][1]["nme_2d"] == pytest.approx(expected, abs=tol)
+    assert r["per_image"][0]["nme_2d"] < tol and r["per_image"][2]["nme_3d"] < tol
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "3 images (roi boxes)"
     assert lines[-1] == f"balanced NME 2D: {r['nme_2d']['balanced']:.2f}%"
@@ -238,3 +242,10 @@ def test_evaluate_fits_the_bundles_landmark_model_unless_told_not_to(bundle_copy
     assert r["nme_2d"]["balanced"] < 1e-3  # percent: float32 read-out, as in the test above
     header = capsys.readouterr().out.splitlines()[0]
     assert header == ("3 images (roi boxes)" if flag else "3 images (roi boxes, landmark model)")
+
+
+def test_evaluate_says_when_no_annotated_face_was_found(mean_face_bundle, tmp_path, capsys):
+    """Face-free gradient photos: the detector path finds nothing to score, and says so."""
+    _dev_folder(tmp_path / "dev", 0.0)
+    assert main(["evaluate", str(tmp_path / "dev"), "--bundle", str(mean_face_bundle), "--detector"]) == 1
+    assert "no face was found on any of the 3 annotated faces" in capsys.readouterr().err
