@@ -59,6 +59,11 @@ SHIFT_FRACTION = 0.03
 # three starts: 4.01; the best start in hindsight: 3.90. The engine's full detector path (fallback,
 # refinement until settled, shift averaging), `evaluate --detector`: run 12 4.14 → 3.81 % (988 faces;
 # bins 2.82 / 3.63 / 5.97 → 2.80 / 3.63 / 5.00), run 11 3.94 → 3.95 %. Chosen on that dev set.
+# A restart replaces the first crop only when it passes the threshold itself (since run 22): a
+# larger start can settle on a crop about twice the face (a masked face with feathers and hair
+# read as a bigger one) that is less doubtful than the first crop yet still doubtful; taking it
+# cost run 22 36.7 % NME on one dev photo. Run 22, `--detector`: 3.66 → 3.60 % (986 faces; every
+# other face within ±1.2 %), also chosen on the dev set.
 RESTART_DISAGREEMENT = 3.0
 RESTART_SCALES = (1.5, 2.2)
 FALLBACK_MAX_BOXES = 8  # fallback boxes (relaxed cascades, close-ups) checked per photo, largest first
@@ -288,8 +293,9 @@ class Reconstructor:
     ) -> tuple[np.ndarray, list[CropTransform], list[BoundingBox]]:
         """:meth:`predict` for detector rois, with restarts: a face whose settled crop disagrees with
         its mirror image by more than :data:`RESTART_DISAGREEMENT` is refined again from squares
-        :data:`RESTART_SCALES` × its roi (same centre), and the settled crop that agrees best with its
-        mirror is kept. Faces that converged onto one face count once (the larger detection's)."""
+        :data:`RESTART_SCALES` × its roi (same centre), and the restart that agrees best with its
+        mirror replaces it when that agreement is within :data:`RESTART_DISAGREEMENT` (otherwise the
+        first crop stays). Faces that converged onto one face count once (the larger detection's)."""
         maps, transforms, final, _ = self._refine(image, rois)
         if self.refine:
             maps, transforms, final = self._restart_doubtful(image, rois, maps, transforms, final)
@@ -318,7 +324,7 @@ class Reconstructor:
         maps, transforms, rois = maps.copy(), list(transforms), list(rois)
         for j, i in enumerate(doubtful):
             best = j * n + int(np.argmin(new_disagreement[j * n : (j + 1) * n]))
-            if new_disagreement[best] < disagreement[i]:
+            if new_disagreement[best] < RESTART_DISAGREEMENT:  # a confident crop, not merely a less doubtful one
                 maps[i], transforms[i], rois[i] = new_maps[best], new_transforms[best], new_rois[best]
         return maps, transforms, rois
 

@@ -82,6 +82,13 @@ def test_restarts_that_agree_no_better_leave_the_first_crop(mean_face_bundle, mo
     assert len(rec.refined) == 2 and rois == [PART] and (maps[0] == _side(PART)).all()
 
 
+def test_a_restart_still_doubtful_leaves_the_first_crop_even_when_it_agrees_better(mean_face_bundle, monkeypatch):
+    """A less doubtful restart is not a confident one: the detector's own crop stays."""
+    rec = _rec(mean_face_bundle, monkeypatch, [PART], lambda r: RESTART_DISAGREEMENT + 10 / _side(r))
+    maps, _, rois = rec.locate(gradient_photo())
+    assert len(rec.refined) == 2 and rois == [PART] and (maps[0] == _side(PART)).all()
+
+
 def test_only_doubtful_faces_restart(mean_face_bundle, monkeypatch):
     rec = _rec(
         mean_face_bundle,
