@@ -254,9 +254,12 @@ class Reconstructor:
         return np.stack(maps), transforms, rois, settled
 
     def _landmark_roi(self, out_map: np.ndarray, transform: CropTransform) -> BoundingBox:
-        """The crop roi around the 68 read-out landmarks of a (S, S, 3) map in crop px (image px);
-        framing needs only their box, so the shape model is not fitted here."""
-        return roi_from_landmarks(transform.to_image(self.readout.keypoints(out_map))[:, :2])
+        """The crop roi (image px) around the 68 landmarks of a (S, S, 3) map in crop px: the points
+        the engine reports (:meth:`landmarks`, fitted to the shape model when the bundle has one),
+        whose box is less noisy than the raw read-out's. Run 22, `evaluate --detector`: 3.60 → 3.58 %
+        on the same 986 faces (every bin a little), 988 faces found instead of 986; chosen on the
+        dev set."""
+        return roi_from_landmarks(self.landmarks(out_map, transform)[:, :2])
 
     def landmarks(self, out_map: np.ndarray, transform: CropTransform) -> np.ndarray:
         """(68, 3) float64 landmarks in image px of a (S, S, 3) map in crop px: the read-out, fitted

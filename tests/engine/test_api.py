@@ -143,3 +143,15 @@ def test_tiny_face_still_gives_a_mesh(rec):
 def test_texture_size_bounds(rec):
     with pytest.raises(ValueError, match="256"):
         rec(gradient_photo(), boxes=[BoundingBox(220, 140, 420, 340)], texture_size=128)
+
+
+def test_refinement_frames_each_crop_on_the_landmarks_it_reports(mean_face_bundle, monkeypatch):
+    """Re-crops are drawn around the reported (shape-model-fitted) landmarks, not the raw read-out:
+    with the reported points pinned, refinement moves to their roi and settles there."""
+    rec = Reconstructor.from_bundle(mean_face_bundle)
+    reported = np.zeros((68, 3))
+    reported[:, 0] = np.linspace(200, 300, 68)
+    reported[:, 1] = np.linspace(150, 270, 68)
+    monkeypatch.setattr(rec, "landmarks", lambda out_map, transform: reported)
+    _, _, rois, settled = rec._refine(gradient_photo(), [BoundingBox(40, 40, 140, 140)])
+    assert rois == [roi_from_landmarks(reported[:, :2])] and settled == [True]
