@@ -38,21 +38,21 @@ def compare(a: list[dict], b: list[dict], *, key: str = "nme_2d") -> dict:
         raise ValueError("the two evaluations are of different image lists")
     va = np.array([np.nan if r[key] is None else r[key] for r in a])
     vb = np.array([np.nan if r[key] is None else r[key] for r in b])
-    yaw = np.array([r["abs_yaw"] for r in a])
-    both = ~np.isnan(va) & ~np.isnan(vb)
+    found_a, found_b = ~np.isnan(va), ~np.isnan(vb)
+    both = found_a & found_b
     if not both.any():
         raise ValueError("the two evaluations have no scored image in common")
-    order = np.argsort(-np.abs(vb[both] - va[both]))
-    names = np.array([r["image"] for r in a])[both]
+    names = [r["image"] for r, hit in zip(a, both) if hit]
+    yaw = np.array([r["abs_yaw"] for r in a])[both]
+    va, vb = va[both], vb[both]
+    order = np.argsort(-np.abs(vb - va))
     return {
         "common": int(both.sum()),
-        "only_a": int((~np.isnan(va) & np.isnan(vb)).sum()),
-        "only_b": int((np.isnan(va) & ~np.isnan(vb)).sum()),
-        "a": binned(va[both], yaw[both]),
-        "b": binned(vb[both], yaw[both]),
-        "changes": [
-            (str(names[i]), float(yaw[both][i]), float(va[both][i]), float(vb[both][i])) for i in order
-        ],
+        "only_a": int((found_a & ~found_b).sum()),
+        "only_b": int((found_b & ~found_a).sum()),
+        "a": binned(va, yaw),
+        "b": binned(vb, yaw),
+        "changes": [(names[i], float(yaw[i]), float(va[i]), float(vb[i])) for i in order],
     }
 
 
