@@ -103,6 +103,28 @@ def test_refinement_follows_a_drifting_face_up_to_the_pass_limit(spy_rec):
     assert len(calls) == REFINE_MAX_PASSES
 
 
+def test_a_face_still_drifting_at_the_pass_limit_keeps_its_steadiest_crop(spy_rec):
+    """A face fixed in the photo whose landmarks the network places further right on every pass
+    (offsets of the crop side below); the crop never settles. Each crop's next crop moves by the
+    growth of the offset, 0.10 / 0.06 / 0.03 / 0.08 / 0.10 from the second pass on, so the fourth
+    pass's crop (0.03, still above REFINE_TOLERANCE) is kept, with its own map, not the last one."""
+    size = spy_rec.bundle.input_size
+    offsets = [0.0, 0.10, 0.16, 0.19, 0.27, 0.37]
+    assert len(offsets) == REFINE_MAX_PASSES
+    anchored = _anchored(spy_rec, BoundingBox(220, 140, 420, 340))
+    returned = []
+
+    def fake(roi, m):  # one face: called once per pass
+        returned.append(anchored(roi, m) + np.array([offsets[len(returned)] * size, 0.0, 0.0], np.float32))
+        return returned[-1]
+
+    calls = _spy_network(spy_rec, fake)
+    maps, transforms, rois, settled = spy_rec._refine(gradient_photo(), [BoundingBox(150, 100, 450, 400)])
+    assert len(calls) == REFINE_MAX_PASSES and settled == [False]
+    assert rois == calls[3] and transforms[0] == CropTransform.from_roi(calls[3][0], size)
+    assert_close(maps[0], returned[3], 0.0, "the fourth pass's map")
+
+
 def test_settled_faces_are_not_run_again_and_refine_off_is_one_pass(spy_rec):
     anchor = BoundingBox(220, 140, 420, 340)
     anchored = _anchored(spy_rec, anchor)
