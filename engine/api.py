@@ -6,7 +6,8 @@ landmarks → back to the image frame → refinement passes whose crops come fro
 landmarks (the training crops were cut that way, so they see the framing the network was trained
 on), until the crop settles (restarted from larger crops when the settled one disagrees with its
 mirror image: a detector box on part of a face); each pass optionally averaged with the mirrored
-crop's map; the settled map optionally averaged with shifted crops' → mesh, colours, visibility,
+crop's map; the settled map optionally averaged with shifted crops'; a photo with no face searched
+again turned a quarter turn each way (engine.turns) → mesh, colours, visibility,
 pose, frontal vertices, UV texture.
 """
 
@@ -29,6 +30,7 @@ from .pose import estimate_pose, frontalize
 from .position_map import map_from_vertices
 from .readout import Readout
 from .texture import extract_texture
+from .turns import QUARTER_TURNS, TurnedCrop, box_from_turned, turn_image
 from .types import BoundingBox, FaceReconstruction
 from .verify import MAX_FLIP_DISAGREEMENT, flip_disagreement
 from .visibility import ZBuffer, landmark_visibility, vertex_visibility
@@ -123,7 +125,9 @@ class Reconstructor:
     ``detector`` is the default one, else none. Its check needs the refinement: with
     ``refine=False`` the fallback confirms no face. ``fit_landmarks``: fit the read-out landmarks
     to the bundle's 68-landmark shape model (engine.shape_model) when it has one; False keeps the
-    network's read-out as it is.
+    network's read-out as it is. ``turn_search``: when a photo shows no face, search it again turned
+    a quarter turn each way (a face lying on its side; :meth:`locate`); False skips that (a photo
+    without a face then costs one search instead of three).
     """
 
     def __init__(
@@ -138,6 +142,7 @@ class Reconstructor:
         shift_average: bool | None = None,
         crop_zoom: float | None = None,
         fit_landmarks: bool = True,
+        turn_search: bool = True,
     ) -> None:
         self.bundle = bundle
         self.device = pick_device(device)
@@ -161,6 +166,7 @@ class Reconstructor:
         if not self.crop_zoom > 0:
             raise ValueError(f"crop zoom must be positive, got {crop_zoom}")
         self.landmark_model = bundle.landmark_model if fit_landmarks else None
+        self.turn_search = turn_search
         self.amp_dtype = _autocast_dtype(self.device)
         self.last_times = StageTimes()
         self._crop_seconds = 0.0  # accumulated by run_network, reported apart from the network
@@ -271,7 +277,7 @@ class Reconstructor:
         dev set."""
         return roi_from_landmarks(self.landmarks(out_map, transform)[:, :2])
 
-    def landmarks(self, out_map: np.ndarray, transform: CropTransform) -> np.ndarray:
+    def landmarks(self, out_map: np.ndarray, transform: CropTransform | TurnedCrop) -> np.ndarray:
         """(68, 3) float64 landmarks in image px of a (S, S, 3) map in crop px: the read-out, fitted
         to the landmark shape model when there is one (fitted in crop px, then moved to the image)."""
         points = self.readout.keypoints(out_map)
@@ -282,12 +288,41 @@ class Reconstructor:
     # -- faces in a photo ---------------------------------------------------------------------------
     def locate(
         self, rgb: np.ndarray, *, boxes: list[BoundingBox] | None = None, all_faces: bool = True
-    ) -> tuple[np.ndarray, list[CropTransform], list[BoundingBox]]:
+    ) -> tuple[np.ndarray, list[CropTransform | TurnedCrop], list[BoundingBox]]:
         """Find the faces of an RGB photo and run the network on them: the final maps (F, S, S, 3)
         in crop px, their crop transforms and rois (image px), largest detection first; F = 0 when
         there is no face. Each box is refined, restarted from larger crops when its settled crop is
         doubtful (:meth:`_predict_restarting`). ``boxes`` (face boxes) replace detection, and no
-        fallback is tried."""
+        fallback is tried. With ``turn_search``, a photo where neither the detector nor the fallback
+        finds a face is searched again turned a quarter turn each way (engine.turns), keeping the
+        faces of the first turn that the network confirms (its crop agrees with its mirror image
+        within :data:`engine.verify.MAX_FLIP_DISAGREEMENT`); they come back with
+        :class:`engine.turns.TurnedCrop` transforms and rois in the photo's own frame."""
+        found = self._locate_upright(rgb, boxes=boxes, all_faces=all_faces)
+        if found[2] or boxes is not None or not self.turn_search:
+            return found
+        hw = (int(rgb.shape[0]), int(rgb.shape[1]))
+        for k in QUARTER_TURNS:
+            turned = turn_image(rgb, k)
+            maps, transforms, rois = self._locate_upright(turned, boxes=None, all_faces=all_faces)
+            if not rois:
+                continue
+            # a turn is a guess: keep only faces the network confirms, as the fallback does. A face
+            # upside down in this turn can still draw a cascade box, and its crop then disagrees
+            # with its mirror image (AFLW2000-3D image02214: 6.3 % one way, 0.8 % the other)
+            keep = np.flatnonzero(self.mirror_disagreement(turned, rois) < MAX_FLIP_DISAGREEMENT)
+            if len(keep):
+                return (
+                    maps[keep],
+                    [TurnedCrop(transforms[i], k, hw) for i in keep],
+                    [box_from_turned(rois[i], k, hw) for i in keep],
+                )
+        return found
+
+    def _locate_upright(
+        self, rgb: np.ndarray, *, boxes: list[BoundingBox] | None, all_faces: bool
+    ) -> tuple[np.ndarray, list[CropTransform], list[BoundingBox]]:
+        """:meth:`locate` in the photo as it is (no quarter turns)."""
         t0 = time.perf_counter()
         if boxes is not None:
             rois = [roi_from_detection(b, "frontal") for b in boxes]
@@ -421,7 +456,7 @@ class Reconstructor:
         rgb: np.ndarray,
         roi: BoundingBox,
         out_map: np.ndarray,
-        transform: CropTransform,
+        transform: CropTransform | TurnedCrop,
         *,
         texture_size: int,
         symmetric_fill: bool,

@@ -15,6 +15,8 @@ from engine.image_io import sample_photo_path
 EYE_RIGHT, EYE_LEFT, NOSE_TIP = (204.0, 100.0), (246.0, 100.0), (224.0, 122.0)  # image px (x, y)
 LANDMARK_PX = 8.0  # ≈ 20 % of the 40 px eye distance: hand-read positions plus model error
 FRONTAL_MAX_DEG = 20.0
+TURNED_LANDMARK_PX = 0.5  # measured 0.00: the search turns the photo back upright, the same pixels
+TURNED_ROLL_DEG = 1.0
 LANDMARK_OFF_MESH_PX = 3.0  # landmark to nearest mesh vertex (vertex spacing ≈ 0.5 px here), 7 % of the eye distance
 
 
@@ -190,3 +192,18 @@ def test_restarts_frame_a_face_whose_detector_box_is_on_part_of_it(shared_data, 
     true_roi = roi_from_landmarks(truth[:, :2])
     assert len(detections) == 1 and box_iou(roi_from_detection(detections[0]), true_roi) < PART_BOX_MAX_IOU
     assert _annotated_face_nme(rec(photo, texture_size=256), truth) < PART_BOX_MAX_NME
+
+
+def test_a_photo_held_sideways_gives_the_same_face_turned(face):
+    """The sample photo turned a quarter turn (no EXIF orientation to undo it): the upright search
+    finds no face, the quarter-turn search does (engine.turns), and it is the upright result turned:
+    the same landmarks in the turned photo and a roll 90° away."""
+    from engine.api import Reconstructor
+    from engine.image_io import load_image
+    from engine.turns import to_turned, turn_image
+
+    photo = load_image(sample_photo_path())
+    (turned,) = Reconstructor.from_bundle(device="cpu")(turn_image(photo, 3), texture_size=512)
+    expected = to_turned(face.landmarks_2d, 3, photo.shape[:2])
+    assert np.linalg.norm(turned.landmarks_2d - expected, axis=1).max() < TURNED_LANDMARK_PX
+    assert abs(turned.pose.roll - face.pose.roll - 90.0) < TURNED_ROLL_DEG
