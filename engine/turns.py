@@ -53,16 +53,10 @@ def to_turned(points: np.ndarray, k: int, photo_hw: tuple[int, int]) -> np.ndarr
 
 def from_turned(points: np.ndarray, k: int, photo_hw: tuple[int, int]) -> np.ndarray:
     """(..., 2|3) points in the frame of ``turn_image(photo, k)`` → the (H, W) photo's frame; the
-    inverse of :func:`to_turned`."""
+    inverse of :func:`to_turned`: turning the (W, H) turned photo on by the remaining 4 − k quarter
+    turns brings it back upright."""
     h, w = photo_hw
-    p = np.array(points, dtype=np.float64, copy=True)
-    x, y = p[..., 0].copy(), p[..., 1].copy()
-    k = _check(k)
-    if k == 1:
-        p[..., 0], p[..., 1] = (w - 1) - y, x
-    elif k == 3:
-        p[..., 0], p[..., 1] = y, (h - 1) - x
-    return p
+    return to_turned(points, 4 - _check(k), (w, h))
 
 
 def box_from_turned(box: BoundingBox, k: int, photo_hw: tuple[int, int]) -> BoundingBox:
@@ -76,20 +70,12 @@ def box_from_turned(box: BoundingBox, k: int, photo_hw: tuple[int, int]) -> Boun
 class TurnedCrop:
     """A crop cut from the photo turned ``k`` quarter turns: crop px ↔ the (unturned) photo's px.
 
-    Same interface as :class:`engine.crop.CropTransform` for mapping points, so the read-out,
+    The point maps of :class:`engine.crop.CropTransform` (``to_crop``, ``to_image``), so the read-out,
     landmarks and pose of a face found in a turned photo land in the photo's own frame."""
 
     crop: CropTransform  # crop of turn_image(photo, k)
     k: int
     photo_hw: tuple[int, int]  # (H, W) of the photo before turning
-
-    @property
-    def size(self) -> int:
-        return self.crop.size
-
-    @property
-    def scale(self) -> float:
-        return self.crop.scale
 
     def to_crop(self, points: np.ndarray) -> np.ndarray:
         """(..., 2|3) photo px → crop px."""
