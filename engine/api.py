@@ -279,10 +279,11 @@ class Reconstructor:
 
     def landmarks(self, out_map: np.ndarray, transform: CropTransform | TurnedCrop) -> np.ndarray:
         """(68, 3) float64 landmarks in image px of a (S, S, 3) map in crop px: the read-out, fitted
-        to the landmark shape model when there is one (fitted in crop px, then moved to the image)."""
+        to the landmark shape model when there is one (with the map points it reads from the same map,
+        if it has any; fitted in crop px, then moved to the image)."""
         points = self.readout.keypoints(out_map)
         if self.landmark_model is not None:
-            points = self.landmark_model.fit(points)
+            points = self.landmark_model.fit(points, out_map)
         return transform.to_image(points)
 
     # -- faces in a photo ---------------------------------------------------------------------------

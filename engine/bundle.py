@@ -9,8 +9,9 @@ A bundle is a folder::
                                 tighter than the 3DDFA roi its crop is (engine.crop))
     weights-<sha256[:12]>.pt    a plain state dict (tensors only; fp16 allowed, cast up on load)
     layout.npz                  the UV layout (engine.layout), the mesh the model's maps are read into
-    landmark_model.npz          optional: the 68-landmark shape model that regularises the landmarks
-                                (engine.shape_model), added by ``engine.training.landmark_model``
+    landmark_model.npz          optional: the shape model that regularises the 68 landmarks (with
+                                points read from the output map too; engine.shape_model), added by
+                                ``engine.training.landmark_model``
 
 Loading = read JSON → check the sha256 of the weights, layout (and landmark model) files against the JSON →
 ``torch.load(weights_only=True)`` (no pickled code can run) → strict ``load_state_dict`` into the
@@ -159,6 +160,11 @@ def load_bundle(path: str | Path) -> ModelBundle:
             raise BundleFormatError(f"{meta_path}: files.landmark_model needs a name and a sha256") from exc
         _check_hash(model_file, model_sha, "landmark model")
         landmark_model = load_landmark_model(model_file)
+        if landmark_model.n_map_points and landmark_model.map_size != input_size:
+            raise BundleFormatError(
+                f"{meta_path}: the landmark model reads {landmark_model.map_size}² maps, the network "
+                f"makes {input_size}² ones"
+            )
     if flip_average and not layout.mirrors_by_columns:
         raise BundleFormatError(
             f"{meta_path}: inference.flip_average is set, but layout {layout.layout_id!r} does not mirror by columns"

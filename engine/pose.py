@@ -25,20 +25,30 @@ POSE_SUBSAMPLE = 4  # fit on every 4th vertex (11k of 45k): still spread over th
 GIMBAL_EPS = 1e-9  # |cos yaw| below this: yaw = ±90° exactly in float64, roll is not separable
 
 
-def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares ``dst ≈ scale · R @ src + t`` for (N, 3) point sets → (scale, R (3, 3), t (3,))."""
+def fit_similarity(
+    src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares ``dst ≈ scale · R @ src + t`` for (N, 3) point sets → (scale, R (3, 3), t (3,));
+    ``weights`` (N,) ≥ 0 weigh each point's squared residual (equal weights when None)."""
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     if src.ndim != 2 or src.shape[1] != 3 or dst.shape != src.shape:
         raise ValueError(f"src and dst must both be (N, 3), got shapes {src.shape} and {dst.shape}")
     if len(src) < 3:
         raise ValueError(f"a similarity needs at least 3 points, got shape {src.shape}")
-    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    if weights is None:
+        w = np.full(len(src), 1.0 / len(src))
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(src),) or not np.all(w >= 0) or not w.sum() > 0:
+            raise ValueError(f"weights must be (N,) = ({len(src)},), ≥ 0 and not all 0")
+        w = w / w.sum()
+    mu_s, mu_d = w @ src, w @ dst
     s0, d0 = src - mu_s, dst - mu_d
-    var_s = float((s0**2).sum() / len(src))
+    var_s = float(w @ (s0**2).sum(axis=1))
     if var_s <= 0.0:
         raise ValueError("src points are all equal: the similarity is undefined")
-    cov = d0.T @ s0 / len(src)
+    cov = (d0 * w[:, None]).T @ s0
     u, sing, vt = np.linalg.svd(cov)
     sign = np.ones(3)
     sign[2] = 1.0 if np.linalg.det(u) * np.linalg.det(vt) >= 0 else -1.0

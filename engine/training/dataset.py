@@ -89,11 +89,16 @@ def build_label_basis(topology: BFMTopology, basis: BFMBasis, layout: UVLayout, 
     return LabelBasis(size=out_size, pixels=pix, basis=m.reshape(-1, 51), weights=w.astype(np.float32))
 
 
-def label_vertices(lb: LabelBasis, params: np.ndarray) -> np.ndarray:
-    """(B, 62) → (B, P, 3) float32 positions of the labelled pixels in the 120-crop frame (y down)."""
+def label_vertices(lb: LabelBasis, params: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """(B, 62) → (B, P, 3) float32 positions of the labelled pixels in the 120-crop frame (y down);
+    ``rows`` (P',) picks some of them (indices into ``lb.pixels``)."""
     s_r, t, a_shp, a_exp = split_params(params)
     coeffs = np.concatenate([np.ones((len(params), 1)), a_shp, a_exp], axis=1).astype(np.float32)
-    shape = (lb.basis @ coeffs.T).T.reshape(len(params), -1, 3)  # (B, P, 3) BFM crop frame, y up
+    basis = lb.basis
+    if rows is not None:
+        n = basis.shape[1]
+        basis = basis.reshape(-1, 3, n)[rows].reshape(-1, n)
+    shape = (basis @ coeffs.T).T.reshape(len(params), -1, 3)  # (B, P, 3) BFM crop frame, y up
     v = np.einsum("bij,bpj->bpi", s_r.astype(np.float32), shape) + t[:, None, :].astype(np.float32)
     v[..., 0] -= 1.0
     v[..., 1] = TEACHER_INPUT - v[..., 1]

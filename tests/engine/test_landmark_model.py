@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from engine.landmarks import LANDMARK_MIRROR
 from engine.pose import euler_to_rotation, fit_similarity
 from engine.shape_model import LandmarkShapeModel
-from engine.training.landmark_model import human_point_nme, learn_shape_model, mirrored
+from engine.training.dataset import LabelBasis
+from engine.training.landmark_model import human_point_nme, learn_shape_model, map_point_pixels, mirrored
 from engine.training.refine import combination_matrix
 
 # a fresh face of the generating model, fitted by the learned one: max error / RMS face radius. Not 0:
@@ -68,3 +71,33 @@ def test_human_point_nme_by_hand():
     human = np.einsum("km,nmc->nkc", comb, label[..., :2]) + np.array([0.6, 0.8])
     human[0, 3] = np.nan
     assert np.allclose(human_point_nme(label, human, label), [1.0])
+
+
+def test_map_point_pixels_come_in_weighted_mirror_pairs():
+    s = 16
+    weights = np.zeros((s, s), np.float32)
+    weights[3:13, 2:14] = 3.0  # left/right symmetric, as build_label_basis makes them
+    pixels = np.flatnonzero(np.ones(s * s, bool))[::-1].copy()  # every pixel labelled, in another order
+    lb = LabelBasis(size=s, pixels=pixels, basis=np.zeros((3 * s * s, 51), np.float32), weights=weights)
+    rows, twin = map_point_pixels(lb, 20)
+    px = lb.pixels[rows]
+    assert len(set(px.tolist())) == 20 and np.all(weights.ravel()[px] > 0)
+    assert np.array_equal(twin[twin], np.arange(20))
+    assert np.array_equal(px[twin] // s, px // s) and np.array_equal(px[twin] % s, s - 1 - px % s)
+    with pytest.raises(ValueError, match="mirror pairs"):
+        map_point_pixels(lb, 7)
+
+
+def test_a_model_learned_with_map_points_is_symmetric_and_reads_them():
+    rng = np.random.default_rng(3)
+    extra = 6  # map points: three mirror pairs
+    twin = np.array([3, 4, 5, 0, 1, 2])
+    mirror = np.concatenate([np.asarray(LANDMARK_MIRROR), 68 + twin])
+    base = rng.normal(size=(68 + extra, 3))
+    sym = 0.5 * (base + mirrored(base[None], mirror)[0])
+    faces = generate(rng, sym + 0.05 * rng.normal(size=sym.shape), np.zeros((1, 74, 3)), np.ones(1), 20)
+    model = learn_shape_model(faces, mirror=mirror, modes=2, map_pixels=np.arange(extra), map_size=4)
+    assert model.n_map_points == extra and model.map_size == 4 and model.prior_weight == model.map_weight == 0.0
+    twin_mean = mirrored(model.mean[None], mirror)[0]
+    s, r, t = fit_similarity(twin_mean, model.mean)
+    assert np.abs(s * twin_mean @ r.T + t - model.mean).max() < 1e-6

@@ -83,9 +83,28 @@ def test_fit_similarity_exact_and_proper():
     assert np.linalg.det(rot_m) == pytest.approx(1.0)
 
 
+def test_weighted_fit_similarity_ignores_zero_weights_and_equal_weights_are_the_plain_fit():
+    rng = np.random.default_rng(SEED)
+    src = rng.normal(size=(60, 3))
+    r = euler_to_rotation(-30, 15, 70)
+    dst = 2.0 * src @ r.T + np.array([1.0, 2.0, 3.0])
+    dst[:10] += rng.normal(scale=5.0, size=(10, 3))  # outliers, weighted 0
+    w = np.r_[np.zeros(10), rng.uniform(0.5, 2.0, 50)]
+    scale, rot, t = fit_similarity(src, dst, w)
+    assert scale == pytest.approx(2.0, rel=SCALE_REL)
+    assert_close(rot, r, ROTATION_ENTRY * 1e3, "rotation")
+    assert_close(t, [1.0, 2.0, 3.0], TRANSLATION_PX, "translation")
+    plain, equal = fit_similarity(src, dst), fit_similarity(src, dst, np.full(60, 7.0))
+    assert plain[0] == pytest.approx(equal[0]) and np.allclose(plain[1], equal[1]) and np.allclose(plain[2], equal[2])
+
+
 def test_fit_similarity_rejects_bad_input():
     with pytest.raises(ValueError, match=r"\(5, 2\)"):
         fit_similarity(np.zeros((5, 2)), np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="weights"):
+        fit_similarity(np.eye(3), np.eye(3), np.zeros(3))
+    with pytest.raises(ValueError, match="weights"):
+        fit_similarity(np.eye(3), np.eye(3), np.array([1.0, -1.0, 1.0]))
     with pytest.raises(ValueError):
         fit_similarity(np.zeros((5, 3)), np.zeros((6, 3)))
     with pytest.raises(ValueError):
