@@ -52,7 +52,9 @@ class LandmarkShapeModel:
     map_pixels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     map_size: int = 0  # side of the output map the ids index (the bundle's input size); 0 when D = 0
     map_weight: float = 0.0  # the map points' total weight, in landmarks (each weighs map_weight · 68 / D)
-    _normal: np.ndarray = field(init=False, repr=False)  # (K, K) the ridge solve's matrix, inverted
+    _weights: np.ndarray = field(init=False, repr=False)  # (68 + D,) point_weights(), fixed per model
+    # (K, 3(68 + D)) the ridge solve, fixed per model: coefficients = _solve @ (local offsets, flattened)
+    _solve: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         k, d = len(self.std), len(self.map_pixels)
@@ -73,10 +75,12 @@ class LandmarkShapeModel:
             raise ValueError(
                 f"landmark model: map pixels must index a {self.map_size}² map and map_weight be finite and ≥ 0"
             )
+        weights = self.point_weights()
         basis = self.modes.reshape(k, -1).T  # (3N, K)
-        w3 = np.repeat(self.point_weights(), 3)
+        w3 = np.repeat(weights, 3)
         normal = basis.T @ (basis * w3[:, None]) + np.diag(self.prior_weight / self.std**2)
-        object.__setattr__(self, "_normal", np.linalg.inv(normal))
+        object.__setattr__(self, "_weights", weights)
+        object.__setattr__(self, "_solve", np.linalg.inv(normal) @ (basis.T * w3))
 
     @property
     def n_modes(self) -> int:
@@ -110,15 +114,12 @@ class LandmarkShapeModel:
             p = np.concatenate([p, out_map.reshape(-1, 3)[self.map_pixels].astype(np.float64)])
             if not np.isfinite(p).all():
                 raise ValueError("landmark fit needs a finite output map")
-        weights = self.point_weights()
-        basis = self.modes.reshape(self.n_modes, -1).T  # (3N, K)
-        w3 = np.repeat(weights, 3)
         radius = np.sqrt(((p - p.mean(axis=0)) ** 2).sum(axis=1).mean())
         a = np.zeros(self.n_modes)
         fitted = None
         for _ in range(FIT_MAX_ITERATIONS):
             x = self.shape(a)
-            s, r, t = fit_similarity(x, p, weights)
+            s, r, t = fit_similarity(x, p, self._weights)
             current = s * x @ r.T + t
             if fitted is not None and np.abs(current - fitted).max() < FIT_TOLERANCE * radius:
                 break
@@ -126,7 +127,7 @@ class LandmarkShapeModel:
             # P − t ≈ s R (mean + B a): in the model's frame, (P − t) R / s ≈ mean + B a, and the energy
             # is s² (Σ w ‖B a − local‖² + prior ‖a / std‖²): a ridge solve with a fixed matrix
             local = ((p - t) @ r / s).reshape(-1) - self.mean.reshape(-1)
-            a = self._normal @ (basis.T @ (w3 * local))
+            a = self._solve @ local
         return current[:N_LANDMARKS]
 
     def save(self, file: str | Path | BinaryIO) -> None:
