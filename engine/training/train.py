@@ -144,10 +144,14 @@ def landmark_weighted(weights: np.ndarray, landmark_weight: float) -> np.ndarray
 def mean_map(crops: np.ndarray, params: np.ndarray, lb, rng: np.random.Generator) -> torch.Tensor:
     idx = rng.choice(len(params), size=min(MEAN_SAMPLES, len(params)), replace=False)
     _, targets = make_batch(crops[idx], params[idx], lb, rng, augment=None)
-    m = targets.mean(axis=0)
-    valid = lb.weights > 0
-    _, (r, c) = ndimage.distance_transform_edt(~valid, return_indices=True)
-    m = m[r, c]  # outside the labelled pixels: nearest labelled value (smooth, never read)
+    return mean_map_buffer(targets.mean(axis=0), lb)
+
+
+def mean_map_buffer(mean_label: np.ndarray, lb) -> torch.Tensor:
+    """(s, s, 3) mean training label → the model's (1, 3, s, s) ``mean_map``: outside the labelled
+    pixels the nearest labelled value (smooth, never read)."""
+    _, (r, c) = ndimage.distance_transform_edt(~(lb.weights > 0), return_indices=True)
+    m = mean_label[r, c]
     return torch.from_numpy(np.ascontiguousarray(m.transpose(2, 0, 1)))[None].float()
 
 
