@@ -56,20 +56,34 @@ def _decode(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def write_pack(out: Path, labels: Path, train_data: Path, dev_dir: Path, input_size: int) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    """Gather the trusted crops and labels, the label basis at ``input_size`` and the dev set, and save them."""
     keep = np.flatnonzero(np.load(labels / "keep.npy"))
-    crops = np.load(labels / "crops_bgr.npy", mmap_mode="r")[keep][..., ::-1]
-    data, offsets = _encode(crops, TRAIN_QUALITY)
+    save_pack(
+        out,
+        crops_rgb=np.load(labels / "crops_bgr.npy", mmap_mode="r")[keep][..., ::-1],
+        params=np.load(labels / "params_refined.npy")[keep],
+        yaw=np.load(train_data / "yaw.npy")[keep],
+        lb=build_label_basis(load_topology(), load_basis(), default_layout(), input_size),
+        dev=DevSet.load(dev_dir, input_size),
+    )
+
+
+def save_pack(
+    out: Path, *, crops_rgb: np.ndarray, params: np.ndarray, yaw: np.ndarray, lb: LabelBasis, dev: DevSet
+) -> None:
+    """Write a pack folder (train.npz, label_basis.npz, dev.npz) that :func:`load_pack` reads."""
+    if lb.size != dev.crops.shape[1]:
+        raise ValueError(f"label basis for output {lb.size} but dev crops of {dev.crops.shape[1]} px")
+    out.mkdir(parents=True, exist_ok=True)
+    data, offsets = _encode(crops_rgb, TRAIN_QUALITY)
     np.savez(
         out / "train.npz",
         webp=data,
         offsets=offsets,
-        params=np.load(labels / "params_refined.npy")[keep].astype(np.float32),
-        yaw=np.load(train_data / "yaw.npy")[keep].astype(np.float32),
+        params=np.asarray(params, np.float32),
+        yaw=np.asarray(yaw, np.float32),
     )
-    lb = build_label_basis(load_topology(), load_basis(), default_layout(), input_size)
     np.savez(out / "label_basis.npz", size=lb.size, pixels=lb.pixels, basis=lb.basis, weights=lb.weights)
-    dev = DevSet.load(dev_dir, input_size)
     dev_data, dev_offsets = _encode(dev.crops, DEV_QUALITY)
     t = dev.transforms
     np.savez(
