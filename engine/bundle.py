@@ -119,18 +119,36 @@ def _inference_switch(inference: dict[str, Any], key: str, meta_path: Path) -> b
     return value
 
 
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """A bundle folder's bundle.json as a dict, its format checked (nothing else: see :func:`load_bundle`).
+
+    NoWeightsError when the folder has none; BundleFormatError when it is not JSON or of another format."""
+    meta_path = Path(path) / META_FILE
+    if not meta_path.is_file():
+        raise NoWeightsError(f"no model bundle at {path} ({META_FILE} missing)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleFormatError(f"{meta_path} is not valid bundle metadata: {exc!r}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise BundleFormatError(f"{meta_path}: format {found!r}, expected {FORMAT!r}")
+    return meta
+
+
+def metadata_bytes(meta: dict[str, Any]) -> bytes:
+    """bundle.json's encoding (indented JSON, one trailing newline), for writing it."""
+    return (json.dumps(meta, indent=2) + "\n").encode("utf-8")
+
+
 def load_bundle(path: str | Path) -> ModelBundle:
     """Read and verify a bundle folder (or its bundle.json)."""
     path = Path(path)
     if path.name == META_FILE:
         path = path.parent
     meta_path = path / META_FILE
-    if not meta_path.is_file():
-        raise NoWeightsError(f"no model bundle at {path} ({META_FILE} missing)")
+    meta = read_metadata(path)
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT:
-            raise BundleFormatError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
         net, out, files = meta["network"], meta["output"], meta["files"]
         if out["kind"] not in OUTPUT_KINDS:
             raise BundleFormatError(f"{meta_path}: unknown output kind {out['kind']!r}")
@@ -145,7 +163,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
         crop_zoom = inference.get("crop_zoom", 1.0)
         if isinstance(crop_zoom, bool) or not isinstance(crop_zoom, (int, float)) or not 0.5 <= crop_zoom <= 2.0:
             raise BundleFormatError(f"{meta_path}: inference.crop_zoom must be a number in [0.5, 2], got {crop_zoom!r}")
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, BundleFormatError):
             raise
         raise BundleFormatError(f"{meta_path} is not valid bundle metadata: {exc!r}") from exc
@@ -223,7 +241,7 @@ def save_bundle(
             "layout": {"name": LAYOUT_FILE, "sha256": sha256_file(path / LAYOUT_FILE)},
         },
     }
-    (path / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    (path / META_FILE).write_bytes(metadata_bytes(meta))
     return load_bundle(path)
 
 
@@ -238,14 +256,14 @@ def attach_landmark_model(
     buf = io.BytesIO()
     model.save(buf)
     data = buf.getvalue()
-    meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    meta = read_metadata(path)
     meta["files"]["landmark_model"] = {"name": LANDMARK_MODEL_FILE, "sha256": hashlib.sha256(data).hexdigest()}
     if provenance is not None:
         meta["landmark_model"] = provenance
     write_files_atomically(
         {
             path / LANDMARK_MODEL_FILE: data,
-            path / META_FILE: (json.dumps(meta, indent=2) + "\n").encode("utf-8"),
+            path / META_FILE: metadata_bytes(meta),
         }
     )
     return load_bundle(path)

@@ -25,22 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic_write import write_files_atomically
-from ..bundle import FORMAT, META_FILE
+from ..bundle import META_FILE, metadata_bytes, read_metadata
+from ..errors import NoWeightsError
 
 RUN_KEYS = ("sampling", "bin_shares", "ema_decay", "landmark_weight", "augmentation")  # a run's recipe
 DROPPED_EVAL_KEYS = ("per_image",)  # per-image records stay in the evaluation's own JSON
-
-
-def read_meta(bundle: str | Path) -> dict[str, Any]:
-    """A bundle folder's bundle.json (ValueError when it is not one)."""
-    path = Path(bundle) / META_FILE
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable bundle.json ({exc})") from exc
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
-    return meta
 
 
 def lineage(parent: dict[str, Any], run: dict[str, Any], run_id: int, note: str) -> dict[str, Any]:
@@ -75,7 +64,7 @@ def eval_entry(path: str | Path) -> dict[str, Any]:
 def write_card(bundle: str | Path, parent: str | Path, run_id: int, note: str, evals: dict[str, Path]) -> dict:
     """Rewrite ``bundle``'s bundle.json with its lineage on ``parent`` and the ``evals`` (metrics key →
     evaluation JSON); returns the new metadata. Nothing is written when an input is invalid."""
-    meta, parent_meta = read_meta(bundle), read_meta(parent)
+    meta, parent_meta = read_metadata(bundle), read_metadata(parent)
     if not evals:
         raise ValueError("no --eval given: a shipped bundle states the evaluations that decided it")
     meta["training"] = lineage(parent_meta.get("training", {}), meta.get("training", {}), run_id, note)
@@ -84,7 +73,7 @@ def write_card(bundle: str | Path, parent: str | Path, run_id: int, note: str, e
     if bins_note is not None:
         metrics["benchmark_bins"] = bins_note
     meta["metrics"] = metrics
-    write_files_atomically({Path(bundle) / META_FILE: (json.dumps(meta, indent=2) + "\n").encode("utf-8")})
+    write_files_atomically({Path(bundle) / META_FILE: metadata_bytes(meta)})
     return meta
 
 
@@ -107,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         meta = write_card(args.bundle, args.parent, args.run_id, args.note, dict(args.eval))
-    except ValueError as exc:
+    except (ValueError, NoWeightsError) as exc:
         ap.error(str(exc))
     t = meta["training"]
     print(f"{args.bundle / META_FILE}: {t['epochs_done']} epochs, {t['cpu_minutes']} CPU-minutes in all")

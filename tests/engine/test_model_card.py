@@ -7,6 +7,7 @@ import json
 import pytest
 
 from engine.bundle import FORMAT, META_FILE
+from engine.errors import NoWeightsError
 from engine.training import model_card
 
 BINS = {"0-30": 2.6, "30-60": 3.4, "60-90": 4.4, "balanced": 3.47, "mean": 3.0}
@@ -88,7 +89,7 @@ def test_bad_evaluation_file_writes_nothing(parent, run, tmp_path, content):
 
 
 def test_not_a_bundle_and_no_evaluations_are_refused(parent, run, tmp_path):
-    with pytest.raises(ValueError, match="not a readable bundle.json"):
+    with pytest.raises(NoWeightsError, match="no model bundle"):
         model_card.write_card(tmp_path, parent, 23, "x", {"roi": _eval(tmp_path / "e.json")})
     with pytest.raises(ValueError, match="no --eval"):
         model_card.write_card(run, parent, 23, "x", {})

@@ -115,6 +115,7 @@ def test_a_turn_whose_face_disagrees_with_its_mirror_is_passed_over(mean_face_bu
     photo = gradient_photo(240, 400)
     h, w = photo.shape[:2]
     rec = Reconstructor.from_bundle(mean_face_bundle, detector=UprightOnly(FACE_IN_TURNED))
+
     def disagreement(image, rois):  # the first turn (k = 1: the photo's red top-right corner first) is doubtful
         first_turn = image[0, 0, 0] > image[0, 0, 1]
         return np.full(len(rois), MAX_FLIP_DISAGREEMENT + 1.0 if first_turn else 0.0)
