@@ -156,7 +156,7 @@ def train(args: argparse.Namespace) -> int:
                 continue
             rate = (SPEED_STEPS[1] - SPEED_STEPS[0]) / (time.time() - t_timed)
             left = budget - (time.time() - t0) - RESERVE_S
-            total = step + max(0, int(left * rate))
+            total = min(step + max(0, int(left * rate)), max(args.max_steps, step))
             print(f"{rate:.1f} steps/s: total {total} steps = {total / steps_per_epoch:.1f} epochs", flush=True)
         if step % 200 == 0:
             mean_loss = torch.stack(losses).mean().item()
@@ -242,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--landmark-weight", type=float, default=LANDMARK_WEIGHT)
     ap.add_argument("--ema-decay", type=float, default=EMA_DECAY)
     ap.add_argument("--evals", type=int, default=10)
+    ap.add_argument("--max-steps", type=int, default=10**9, help="cap on the schedule's length (smoke runs)")
     ap.add_argument("--seed", type=int, default=SEED)
     return train(ap.parse_args(argv))
 
