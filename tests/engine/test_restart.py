@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from synthetic import gradient_photo
 
-from engine.api import RESTART_DISAGREEMENT, RESTART_SCALES, Reconstructor
+from engine.api import RESTART_DISAGREEMENT, RESTART_RATIO, RESTART_SCALES, Reconstructor
 from engine.crop import scaled_roi
 from engine.detect import FixedBoxDetector
 from engine.types import BoundingBox
+from engine.verify import MAX_FLIP_DISAGREEMENT
 
 PART = BoundingBox(300, 200, 340, 240)  # a detector box on part of a face (square: roi boxes stay as given)
 OTHER = BoundingBox(40, 40, 140, 140)  # a second, unrelated face
@@ -87,6 +88,23 @@ def test_a_restart_still_doubtful_leaves_the_first_crop_even_when_it_agrees_bett
     rec = _rec(mean_face_bundle, monkeypatch, [PART], lambda r: RESTART_DISAGREEMENT + 10 / _side(r))
     maps, _, rois = rec.locate(gradient_photo())
     assert len(rec.refined) == 2 and rois == [PART] and (maps[0] == _side(PART)).all()
+
+
+@pytest.mark.parametrize(
+    ("first", "restart", "wins"),
+    [
+        (30.0, 3.1, True),  # image03860: a first crop far off its mirror, a restart just above the threshold
+        (MAX_FLIP_DISAGREEMENT + 1, 3.1, False),  # not RESTART_RATIO times better: the first crop stays
+        (30.0, MAX_FLIP_DISAGREEMENT + 0.1, False),  # beyond the no-face bar: never taken on the ratio
+    ],
+)
+def test_a_restart_far_better_than_a_far_off_first_crop_wins(mean_face_bundle, monkeypatch, first, restart, wins):
+    assert RESTART_DISAGREEMENT < 3.1 < MAX_FLIP_DISAGREEMENT and RESTART_RATIO * 3.1 < 30.0
+    largest = scaled_roi(PART, max(RESTART_SCALES))
+    rec = _rec(mean_face_bundle, monkeypatch, [PART], lambda r: first if r == PART else restart + (r != largest))
+    maps, _, rois = rec.locate(gradient_photo())
+    assert rois == ([largest] if wins else [PART])
+    assert (maps[0] == _side(rois[0])).all()
 
 
 def test_only_doubtful_faces_restart(mean_face_bundle, monkeypatch):
