@@ -168,6 +168,7 @@ def train(args: argparse.Namespace) -> int:
             )
         if total is not None and (step % max(1, total // args.evals) == 0 or step == total):
             evaluate_and_save(step, total, float(torch.stack(losses).mean()) if losses else float("nan"))
+    log.close()
     return 0
 
 
