@@ -205,6 +205,15 @@ def load_bundle(path: str | Path) -> ModelBundle:
     )
 
 
+def stored_state_dict(model: torch.nn.Module, *, half: bool = True) -> dict[str, torch.Tensor]:
+    """``model``'s state dict as a bundle stores it: on the CPU, contiguous, floating point tensors in
+    fp16 when ``half`` except :data:`KEEP_FP32`."""
+    return {
+        k: (v.half() if half and v.is_floating_point() and k not in KEEP_FP32 else v).detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+    }
+
+
 def save_bundle(
     path: str | Path,
     *,
@@ -217,10 +226,7 @@ def save_bundle(
     """Write a bundle folder from a network and its layout; weights stored fp16 when ``half``."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    state = {
-        k: (v.half() if half and v.is_floating_point() and k not in KEEP_FP32 else v).detach().cpu().contiguous()
-        for k, v in model.state_dict().items()
-    }
+    state = stored_state_dict(model, half=half)
     tmp = path / "weights.tmp"
     torch.save(state, tmp)
     digest = sha256_file(tmp)

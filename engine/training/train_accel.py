@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..bundle import KEEP_FP32, save_bundle
+from ..bundle import save_bundle, stored_state_dict
 from ..layout import default_layout
 from ..model import PositionMapNet
 from .dataset import AUGMENTATIONS
@@ -58,11 +58,9 @@ LOG = "log.jsonl"
 
 
 def save_halves(model: torch.nn.Module, out: Path) -> None:
-    """The state dict in two fp16 files (fp32 where the bundle keeps fp32), each written atomically."""
-    state = {
-        k: (v.half() if v.is_floating_point() and k not in KEEP_FP32 else v).detach().cpu().contiguous()
-        for k, v in model.state_dict().items()
-    }
+    """The state dict as a bundle stores it (engine.bundle.stored_state_dict) in two files, each
+    written atomically."""
+    state = stored_state_dict(model)
     sizes = np.cumsum([v.numel() * v.element_size() for v in state.values()])
     first = int(np.searchsorted(sizes, sizes[-1] / 2)) + 1  # the halves split the bytes, not the keys
     keys = list(state)
@@ -172,16 +170,22 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def assemble(folder: Path, bundle_out: Path, input_size: int, width: float) -> None:
-    """Two halves from a lent machine → a bundle (strict load of the joined state dict)."""
+def assemble(folder: Path, bundle_out: Path) -> None:
+    """Two halves from a lent machine → a bundle (strict load of the joined state dict); the input size
+    is the mean map's side, the width the run's logged config."""
     state = {}
     for name in HALVES:
         state.update(torch.load(folder / name, map_location="cpu", weights_only=True))
-    model = PositionMapNet(input_size=input_size, width=width, output_kind="mean_residual", output_scale=OUTPUT_SCALE)
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     records = [json.loads(line) for line in (folder / LOG).read_text().splitlines()]
     config = records[0]["config"]
     last = records[-1]
+    model = PositionMapNet(
+        input_size=state["mean_map"].shape[-1],
+        width=config["width"],
+        output_kind="mean_residual",
+        output_scale=OUTPUT_SCALE,
+    )
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     save_bundle(
         bundle_out,
         name="prnet-blender-default",
@@ -223,10 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         ap = argparse.ArgumentParser(description="join a lent run's halves into a bundle")
         ap.add_argument("folder", type=Path)
         ap.add_argument("--bundle-out", type=Path, required=True)
-        ap.add_argument("--input-size", type=int, required=True)
-        ap.add_argument("--width", type=float, default=1.0)
         a = ap.parse_args(argv[1:])
-        assemble(a.folder, a.bundle_out, a.input_size, a.width)
+        assemble(a.folder, a.bundle_out)
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pack", type=Path, required=True)

@@ -236,9 +236,7 @@ def test_train_accel_runs_its_schedule_and_assembles_into_a_bundle(tmp_path, dat
     assert np.isfinite(evals[-1]["nme_2d"]["balanced"]) and "flip_average" in evals[-1]
     sizes = [(out / h).stat().st_size for h in train_accel.HALVES]
     assert max(sizes) < 0.75 * sum(sizes)  # split by bytes
-    train_accel.main(
-        ["assemble", str(out), "--bundle-out", str(tmp_path / "bundle"), "--input-size", str(SIZE), "--width", "0.25"]
-    )
+    train_accel.main(["assemble", str(out), "--bundle-out", str(tmp_path / "bundle")])
     bundle = load_bundle(tmp_path / "bundle")
     assert bundle.metadata["training"]["steps"] == evals[-1]["step"]
     saved = {}
