@@ -27,7 +27,7 @@ def _rec(bundle, monkeypatch, boxes, disagreement, settle=lambda roi: roi):
     """A reconstructor whose detector finds ``boxes``; refinement moves each crop to ``settle(roi)``
     and fills its map with the settled roi's side (so a map tells which crop it came from); the mirror
     check reports ``disagreement(roi)``. The crops refined and checked are recorded."""
-    rec = Reconstructor.from_bundle(bundle, detector=FixedBoxDetector(boxes), fallback_detector=None)
+    rec = Reconstructor.from_bundle(bundle, detector=FixedBoxDetector(boxes), fallback_detector=None, turn_search=False)
     rec.shift_average = False
     size = rec.bundle.input_size
     rec.refined, rec.checked = [], []

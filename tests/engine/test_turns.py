@@ -8,9 +8,9 @@ import pytest
 from arrays import assert_close
 from synthetic import gradient_photo
 
-from engine.api import Reconstructor
+from engine.api import RESTART_DISAGREEMENT, Reconstructor, restart_wins
 from engine.crop import CropTransform
-from engine.detect import FixedBoxDetector
+from engine.detect import FixedBoxDetector, overlap_of_smaller
 from engine.turns import QUARTER_TURNS, TurnedCrop, box_from_turned, from_turned, to_turned, turn_image
 from engine.types import BoundingBox
 from engine.verify import MAX_FLIP_DISAGREEMENT
@@ -52,15 +52,22 @@ def test_turned_crop_round_trips_and_boxes_turn_back():
         to_turned(p, 2, (300, 200))
 
 
-class UprightOnly:
-    """Finds ``box`` only in portrait photos: a landscape photo is 'a face lying on its side'."""
+def _first_turn(image) -> bool:
+    """Is this :func:`gradient_photo` turned k = 1 (counter-clockwise)? Its red top-right corner is then first."""
+    return bool(image[0, 0, 0] > image[0, 0, 1])
 
-    def __init__(self, box: BoundingBox) -> None:
-        self.inner, self.calls = FixedBoxDetector([box]), []
+
+class UprightOnly:
+    """Finds ``box`` only in portrait photos: a landscape photo is 'a face lying on its side'; with
+    ``first_turn_only``, only in the landscape :func:`gradient_photo` turned counter-clockwise."""
+
+    def __init__(self, box: BoundingBox, *, first_turn_only: bool = False) -> None:
+        self.inner, self.calls, self.first_turn_only = FixedBoxDetector([box]), [], first_turn_only
 
     def __call__(self, image):
         self.calls.append(image.shape[:2])
-        return self.inner(image) if image.shape[0] > image.shape[1] else []
+        portrait = image.shape[0] > image.shape[1]
+        return self.inner(image) if portrait and (_first_turn(image) or not self.first_turn_only) else []
 
 
 FACE_IN_TURNED = BoundingBox(60, 150, 260, 350)
@@ -69,9 +76,9 @@ FACE_IN_TURNED = BoundingBox(60, 150, 260, 350)
 def test_a_face_found_only_turned_comes_back_in_the_photo_frame(mean_face_bundle):
     photo = gradient_photo(240, 400)  # landscape: the detector sees a face only after a quarter turn
     h, w = photo.shape[:2]
-    detector = UprightOnly(FACE_IN_TURNED)
+    detector = UprightOnly(FACE_IN_TURNED, first_turn_only=True)
     (face,) = Reconstructor.from_bundle(mean_face_bundle, detector=detector)(photo, texture_size=256)
-    assert detector.calls == [(h, w), (w, h)]  # upright first, then the first quarter turn (k = 1)
+    assert detector.calls == [(h, w), (w, h), (w, h)]  # upright first, then a quarter turn each way
     plain = Reconstructor.from_bundle(mean_face_bundle, detector=UprightOnly(FACE_IN_TURNED), turn_search=False)
     (ref,) = plain(turn_image(photo, 1), texture_size=256)  # the same face, reconstructed in the turned photo
     assert face.image_size == (h, w)
@@ -116,9 +123,8 @@ def test_a_turn_whose_face_disagrees_with_its_mirror_is_passed_over(mean_face_bu
     h, w = photo.shape[:2]
     rec = Reconstructor.from_bundle(mean_face_bundle, detector=UprightOnly(FACE_IN_TURNED))
 
-    def disagreement(image, rois):  # the first turn (k = 1: the photo's red top-right corner first) is doubtful
-        first_turn = image[0, 0, 0] > image[0, 0, 1]
-        return np.full(len(rois), MAX_FLIP_DISAGREEMENT + 1.0 if first_turn else 0.0)
+    def disagreement(image, rois):  # the first turn (k = 1) is doubtful
+        return np.full(len(rois), MAX_FLIP_DISAGREEMENT + 1.0 if _first_turn(image) else 0.0)
 
     monkeypatch.setattr(rec, "mirror_disagreement", disagreement)
     (face,) = rec(photo, texture_size=256)
@@ -127,3 +133,77 @@ def test_a_turn_whose_face_disagrees_with_its_mirror_is_passed_over(mean_face_bu
     )
     assert face.box == box_from_turned(ref.box, 3, (h, w))
     assert_close(face.landmarks_3d, from_turned(ref.landmarks_3d, 3, (h, w)), POSITION_PX, "landmarks")
+
+
+def test_of_two_turns_that_both_confirm_a_face_the_one_agreeing_better_wins(mean_face_bundle, monkeypatch):
+    """Both turns box a face under the no-face bar; the second agrees with its mirror far better
+    (AFLW2000-3D image02214: 3.2 % one way, 0.9 % the other), so its face is kept."""
+    photo = gradient_photo(240, 400)
+    rec = Reconstructor.from_bundle(mean_face_bundle, detector=UprightOnly(FACE_IN_TURNED))
+    monkeypatch.setattr(
+        rec, "mirror_disagreement", lambda image, rois: np.full(len(rois), 3.2 if _first_turn(image) else 0.9)
+    )
+    _, transforms, _ = rec.locate(photo)
+    assert [t.k for t in transforms] == [3]
+
+
+SQUARE = 400
+CENTRE_BOX = BoundingBox(120, 120, 280, 280)  # the same box in the square photo and in both of its quarter turns
+
+
+def _centre_face_rec(bundle, monkeypatch, upright: float, first_turn: float, second_turn: float):
+    """A square photo whose centre box the detector finds upright and in both turns (``rec.calls``
+    counts its searches) and refinement leaves in place; the mirror check reports ``upright`` /
+    ``first_turn`` (k = 1) / ``second_turn`` (k = 3) percent."""
+    calls = []
+    inner = FixedBoxDetector([CENTRE_BOX])
+    rec = Reconstructor.from_bundle(bundle, detector=lambda image: calls.append(image.shape) or inner(image))
+    rec.calls = calls
+
+    def disagreement(image, rois):  # k = 3 puts the photo's green bottom-left corner first
+        d = first_turn if _first_turn(image) else (second_turn if image[0, 0, 1] > image[0, 0, 0] else upright)
+        return np.full(len(rois), d)
+
+    def refine_in_place(image, rois):  # the mean face would pull every crop elsewhere; keep them where they are
+        maps, transforms = rec.run_network(image, rois)
+        return maps, transforms, list(rois), [True] * len(rois)
+
+    monkeypatch.setattr(rec, "mirror_disagreement", disagreement)
+    monkeypatch.setattr(rec, "_refine", refine_in_place)
+    return rec
+
+
+def test_a_doubtful_face_is_replaced_by_a_face_found_turned_on_the_same_spot(mean_face_bundle, monkeypatch):
+    """A face lying on its side can draw a cascade box upright that is not it (image04024: 15.8 %
+    upright, 4.2 % turned): the better turned face passes the restarts' rule and replaces it."""
+    rec = _centre_face_rec(mean_face_bundle, monkeypatch, upright=15.0, first_turn=4.5, second_turn=4.0)
+    _, transforms, rois = rec.locate(gradient_photo(SQUARE, SQUARE))
+    assert len(rec.calls) == 3  # upright, then a quarter turn each way
+    assert len(rois) == 1 and isinstance(transforms[0], TurnedCrop) and transforms[0].k == 3
+    assert overlap_of_smaller(rois[0], CENTRE_BOX) > 0.5  # in the photo's own frame
+
+
+@pytest.mark.parametrize(
+    ("upright", "turned", "searched", "replaced"),
+    [
+        (RESTART_DISAGREEMENT - 1.0, 0.5, False, False),  # a confident upright face: no turned search
+        (15.0, MAX_FLIP_DISAGREEMENT + 1.0, True, False),  # the turned face fails the no-face bar
+        (4.0, RESTART_DISAGREEMENT - 0.5, True, True),  # a confident turned face
+        (4.0, 3.5, True, False),  # merely less doubtful: not RESTART_RATIO times better
+    ],
+)
+def test_a_turned_face_replaces_an_upright_one_only_by_the_restart_rule(
+    mean_face_bundle, monkeypatch, upright, turned, searched, replaced
+):
+    assert replaced == (searched and restart_wins(turned, upright))
+    rec = _centre_face_rec(mean_face_bundle, monkeypatch, upright=upright, first_turn=turned, second_turn=turned)
+    _, transforms, rois = rec.locate(gradient_photo(SQUARE, SQUARE))
+    assert len(rois) == 1 and len(rec.calls) == (3 if searched else 1)
+    assert isinstance(transforms[0], TurnedCrop) == replaced
+
+
+def test_without_refinement_an_upright_face_is_not_checked_or_turned(mean_face_bundle, monkeypatch):
+    rec = _centre_face_rec(mean_face_bundle, monkeypatch, upright=15.0, first_turn=0.5, second_turn=0.5)
+    rec.refine = False
+    _, transforms, rois = rec.locate(gradient_photo(SQUARE, SQUARE))
+    assert len(rois) == 1 and len(rec.calls) == 1 and not isinstance(transforms[0], TurnedCrop)
