@@ -106,16 +106,22 @@ def label_vertices(lb: LabelBasis, params: np.ndarray, rows: np.ndarray | None =
     return v
 
 
+def plain_resize(out_size: int) -> tuple[np.ndarray, float]:
+    """(2, 3) affine 120-crop px → output px of the pixel-centre-exact resize, x' = (x + ½)·k − ½,
+    and its scale k = out_size / 120."""
+    k = out_size / TEACHER_INPUT
+    return np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5]]), k
+
+
 def random_similarity(
     rng: np.random.Generator, out_size: int, augment: Augmentation | None
 ) -> tuple[np.ndarray, float]:
     """(2, 3) affine 120-crop px → output px and its scale factor k (a plain resize without ``augment``).
 
     The affine is k · R(θ) · diag(stretch, 1) plus a shift; label z scales by k alone."""
-    base = out_size / TEACHER_INPUT
     if augment is None:
-        # pixel-centre-exact resize: x' = (x + ½)·base − ½
-        return np.array([[base, 0, 0.5 * base - 0.5], [0, base, 0.5 * base - 0.5]]), base
+        return plain_resize(out_size)
+    base = out_size / TEACHER_INPUT
     theta = np.deg2rad(rng.uniform(-augment.rotation_deg, augment.rotation_deg))
     k = base * rng.uniform(*augment.scale_range)
     shift = rng.uniform(-augment.shift_fraction, augment.shift_fraction, 2) * out_size

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .dataset import FLIP_PROB, OCCLUDER_SIZE, Augmentation, LabelBasis
+from .dataset import FLIP_PROB, OCCLUDER_SIZE, Augmentation, LabelBasis, plain_resize
 from .teacher import TEACHER_INPUT
 
 
@@ -52,11 +52,12 @@ class TorchBatcher:
     def similarities(self, n: int, augment: Augmentation | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(n, 2, 3) affines 120-crop px → output px and their scales k (n,), drawn as
         :func:`engine.training.dataset.random_similarity` draws them (a plain resize without ``augment``)."""
+        if augment is None:
+            m, k = plain_resize(self.size)
+            m = torch.tensor(m, dtype=torch.float32, device=self.device)
+            return m.expand(n, 2, 3).clone(), torch.full((n,), k, device=self.device)
         base = self.size / TEACHER_INPUT
         centre_in = (TEACHER_INPUT - 1) / 2
-        if augment is None:
-            m = torch.tensor([[base, 0, 0.5 * base - 0.5], [0, base, 0.5 * base - 0.5]], device=self.device)
-            return m.expand(n, 2, 3).clone(), torch.full((n,), base, device=self.device)
         theta = torch.deg2rad(self._uniform(-augment.rotation_deg, augment.rotation_deg, n))
         k = base * self._uniform(*augment.scale_range, n)
         shift = self._uniform(-augment.shift_fraction, augment.shift_fraction, n, 2) * self.size
