@@ -141,6 +141,19 @@ def landmark_weighted(weights: np.ndarray, landmark_weight: float) -> np.ndarray
     return np.where(weights == W_LANDMARK, np.float32(landmark_weight), weights).astype(np.float32)
 
 
+def at_input_size(model: PositionMapNet, size: int) -> PositionMapNet:
+    """The same (fully convolutional) network for ``size``² crops: every weight of ``model``, and a
+    zero mean map at the new size for the caller to fill (the residual's span scales with the size)."""
+    out = PositionMapNet(
+        input_size=size, width=model.net.width, output_kind=model.output_kind, output_scale=model.output_scale
+    )
+    state = {k: v for k, v in model.state_dict().items() if k != "mean_map"}
+    missing, unexpected = out.load_state_dict(state, strict=False)
+    if unexpected or set(missing) != {"mean_map"}:
+        raise ValueError(f"cannot move the network to input {size}: missing {missing}, unexpected {unexpected}")
+    return out.train(model.training)
+
+
 def mean_map(crops: np.ndarray, params: np.ndarray, lb, rng: np.random.Generator) -> torch.Tensor:
     idx = rng.choice(len(params), size=min(MEAN_SAMPLES, len(params)), replace=False)
     _, targets = make_batch(crops[idx], params[idx], lb, rng, augment=None)
@@ -195,6 +208,14 @@ def main(argv: list[str] | None = None) -> int:
         "the bundle's widens its network without changing its output (engine.training.widen)",
     )
     ap.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help=f"input (= output map) size of a new network (default {INPUT_SIZE}); with --init-from, another "
+        "size than the bundle's starts a network of that size from its weights (fully convolutional; the "
+        "mean map is made anew at that size)",
+    )
+    ap.add_argument(
         "--ema-decay",
         type=float,
         default=EMA_DECAY,
@@ -242,9 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         model = load_bundle(args.init_from).build_model("cpu").train()  # its width, its input size
         if args.width is not None and args.width != model.net.width:
             model = widen(model, args.width)
+        resized = args.input_size is not None and args.input_size != model.input_size
+        if resized:
+            model = at_input_size(model, args.input_size)
     else:
         model = PositionMapNet(
-            input_size=INPUT_SIZE,
+            input_size=ck.get("input_size", INPUT_SIZE) if ck else (args.input_size or INPUT_SIZE),
             width=ck.get("width", WIDTH) if ck else (args.width or WIDTH),
             output_kind="mean_residual",
             output_scale=OUTPUT_SCALE,
@@ -265,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.init_from is None:
         model.mean_map.copy_(mean_map(np.asarray(crops), params, lb, rng))
         model.init_near_mean()
+    elif resized:
+        model.mean_map.copy_(mean_map(np.asarray(crops), params, lb, rng))
     memory_format = training_memory_format()
     model = model.to(memory_format=memory_format).train()
     ema = WeightAverage(model, args.ema_decay) if args.ema_decay > 0 else None
@@ -289,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                 "torch_rng": torch.get_rng_state(),
                 "epochs": args.epochs,
                 "width": model.net.width,
+                "input_size": model.input_size,
                 **({"ema": ema.state_dict()} if ema is not None else {}),
             },
             tmp,

@@ -9,9 +9,17 @@ import pytest
 import torch
 
 from engine.layout import default_layout
+from engine.model import PositionMapNet
 from engine.readout import W_LANDMARK, output_weights
 from engine.training.dataset import AUGMENTATIONS, random_similarity
-from engine.training.train import WARMUP_STEPS, ThreadTuner, landmark_weighted, lr_at, training_memory_format
+from engine.training.train import (
+    WARMUP_STEPS,
+    ThreadTuner,
+    at_input_size,
+    landmark_weighted,
+    lr_at,
+    training_memory_format,
+)
 
 TEACHER_BALANCED = (3.80, 0.07)  # %: the measured teacher figure and our tolerance (we get 3.74)
 TEACHER_BINS = ((2.92, 0.05), (3.60, 0.05))  # the [0,30] and (30,60] bins match to 0.01
@@ -99,6 +107,19 @@ def test_thread_tuner_can_start_inside_a_probe_window():
         tuner.before_step(step)
         tuner.after_step(step, 0.1 if tuner.current == 2 else 0.3)
     assert tuner.current == 2
+
+
+def test_a_network_moved_to_another_input_size_keeps_every_weight():
+    torch.manual_seed(0)
+    small = PositionMapNet(input_size=64, width=0.125, output_kind="mean_residual", output_scale=0.5).eval()
+    small.mean_map.uniform_(0, 64)
+    big = at_input_size(small, 96)
+    assert big.input_size == 96 and not big.training and big.mean_map.shape == (1, 3, 96, 96)
+    assert float(big.mean_map.abs().max()) == 0.0  # the caller fills it at the new size
+    old, new = small.state_dict(), big.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if k != "mean_map")
+    with torch.no_grad():
+        assert big(torch.rand(1, 3, 96, 96)).shape == (1, 3, 96, 96)
 
 
 def test_training_memory_format_follows_amx():
