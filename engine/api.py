@@ -373,10 +373,10 @@ class Reconstructor:
                 )
             )
         if not rois:
-            confirmed = [(float(t[3].min()), t) for t in turns if t[2] and float(t[3].min()) < MAX_FLIP_DISAGREEMENT]
-            if not confirmed:
+            found = [t for t in turns if t[2]]  # each (maps, transforms, rois, disagreement)
+            if not found or min(t[3].min() for t in found) >= MAX_FLIP_DISAGREEMENT:
                 return maps, transforms, rois
-            t_maps, t_transforms, t_rois, t_disagreement = min(confirmed, key=lambda c: c[0])[1]
+            t_maps, t_transforms, t_rois, t_disagreement = min(found, key=lambda t: t[3].min())
             keep = np.flatnonzero(t_disagreement < MAX_FLIP_DISAGREEMENT)
             return t_maps[keep], [t_transforms[i] for i in keep], [t_rois[i] for i in keep]
         maps, transforms, rois = maps.copy(), list(transforms), list(rois)
