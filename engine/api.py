@@ -89,6 +89,12 @@ RESTART_SCALES = (1.5, 2.2)
 FALLBACK_MAX_BOXES = 8  # fallback boxes (relaxed cascades, close-ups) checked per photo, largest first
 
 
+def doubtful_faces(disagreement: np.ndarray) -> list[int]:
+    """Indices of the faces whose settled crops disagree with their mirror images (percent, (F,)) by
+    more than :data:`RESTART_DISAGREEMENT`: those restarted, then searched turned."""
+    return [i for i, d in enumerate(disagreement) if d > RESTART_DISAGREEMENT]
+
+
 def restart_wins(new: float, first: float) -> bool:
     """Does another crop of a doubtful face (a restart, or the face found in the photo turned) that
     disagrees with its mirror by ``new`` percent replace the settled crop at ``first`` percent? When
@@ -354,7 +360,7 @@ class Reconstructor:
           rule, image02214 74 → 1.8 %. Chosen on the dev set.
         """
         maps, transforms, rois, disagreement = upright
-        doubtful = [] if disagreement is None else [i for i, d in enumerate(disagreement) if d > RESTART_DISAGREEMENT]
+        doubtful = [] if disagreement is None else doubtful_faces(disagreement)
         if rois and not doubtful:
             return maps, transforms, rois
         hw = (int(rgb.shape[0]), int(rgb.shape[1]))
@@ -445,7 +451,7 @@ class Reconstructor:
         each replaced by its best restart where it is doubtful (see :meth:`_predict_restarting`), and
         their mirror disagreements (F,)."""
         disagreement = self.mirror_disagreement(image, rois)
-        doubtful = [i for i, d in enumerate(disagreement) if d > RESTART_DISAGREEMENT]
+        doubtful = doubtful_faces(disagreement)
         if not doubtful:
             return maps, transforms, rois, disagreement
         n = len(RESTART_SCALES)

@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     layout = default_layout()
     ckpt_path = args.run / "checkpoint.pt"
     ck = None
+    resized = False  # a bundle's network moved to another input size: its mean map is made anew
     if args.resume and ckpt_path.is_file():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # our own file: optimizer + rng
     if ck is None and args.init_from is not None:
