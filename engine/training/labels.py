@@ -3,7 +3,8 @@
 One command (``python -m engine.training.labels``) writes into the cache folder (outside git):
 
 * ``crops_bgr.npy``   (N, 120, 120, 3) uint8, the decoded training crops (BGR, as OpenCV reads)
-* ``params_teacher.npy`` (N, 62) float32, the teacher's de-normalised parameters
+* ``params_teacher.npy`` (N, 62) float32, the teacher's de-normalised parameters, flip-averaged
+  (engine.training.teacher_mirror; ``--no-teacher-flip``: one pass, the labels of runs 1-28)
 * ``params_refined.npy`` (N, 62) float32, after :func:`engine.training.refine.refine_params`
 * ``keep.npy`` (N,) bool, the crops whose labels are trusted (see MAX_REFINE_SHIFT_PX)
 
@@ -23,6 +24,7 @@ import numpy as np
 from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
 from .refine import EAR_SIGMA_PX, EXPRESSION_PRIOR_WEIGHT, SHAPE_PRIOR_WEIGHT, refine_params
 from .teacher import TEACHER_INPUT, Teacher, load_param_stats, vertices_crop_px
+from .teacher_mirror import ParamMirror, flip_averaged
 
 TEACHER_BATCH = 256
 REFINE_BATCH = 1024
@@ -58,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("SHAPE", "EXPRESSION"),
         help="refinement prior weights (default %(default)s; the labels of runs 1-19: 4 4)",
     )
+    ap.add_argument(
+        "--no-teacher-flip", action="store_true", help="one teacher pass per crop (the labels of runs 1-28)"
+    )
     args = ap.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
     names = (args.data / "list.txt").read_text().split()
@@ -66,10 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     np.save(args.cache / "crops_bgr.npy", crops)
     print(f"decoded {len(names)} crops in {time.time() - t0:.0f} s", flush=True)
     teacher = Teacher(args.teacher)
-    params = np.concatenate([teacher(crops[i : i + TEACHER_BATCH]) for i in range(0, len(crops), TEACHER_BATCH)])
+    basis, topo = load_basis(), load_topology(args.teacher)
+    mirror = ParamMirror.build(basis, topo.mirror)
+
+    def fit(batch: np.ndarray) -> np.ndarray:
+        return teacher(batch) if args.no_teacher_flip else flip_averaged(teacher, batch, mirror)
+
+    params = np.concatenate([fit(crops[i : i + TEACHER_BATCH]) for i in range(0, len(crops), TEACHER_BATCH)])
     np.save(args.cache / "params_teacher.npy", params)
     print(f"teacher done at {time.time() - t0:.0f} s", flush=True)
-    basis, topo = load_basis(), load_topology(args.teacher)
     std = load_param_stats(args.teacher)[1]
     pts = human_points_crop(np.load(args.data / "pts21.npy"), np.load(args.data / "roi_box.npy"))
     refined = np.concatenate(

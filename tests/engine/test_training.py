@@ -23,7 +23,8 @@ from engine.training.train import (
 
 TEACHER_BALANCED = (3.80, 0.07)  # %: the measured teacher figure and our tolerance (we get 3.74)
 TEACHER_BINS = ((2.92, 0.05), (3.60, 0.05))  # the [0,30] and (30,60] bins match to 0.01
-REFINED_MAX = 3.0  # %: refined labels (measured 2.67 with the ear points, 2.84 without)
+REFINED_MAX = 3.0  # %: refined labels (measured 2.52; 2.55 from the one-pass teacher, 2.84 without the ears)
+FLIP_AVERAGE_GAIN = 0.05  # %: the flip-averaged teacher must beat its one pass by this on dev (measured 0.09)
 LABEL_LANDMARK_MEAN_PX = 0.2  # label-map read-out vs teacher keypoint vertices, 128 px crop (measured 0.10)
 LABEL_LANDMARK_MAX_PX = 3.0  # inner lips sit on the mouth hole: 128² sampling costs them ≈1 px (max 2.7)
 
@@ -142,6 +143,10 @@ def test_teacher_reproduces_its_published_figure(label_eval):
     assert abs(t["balanced"] - TEACHER_BALANCED[0]) <= TEACHER_BALANCED[1]
     for key, (want, tol) in zip(("0-30", "30-60"), TEACHER_BINS):
         assert abs(t[key] - want) <= tol
+
+
+def test_flip_averaged_teacher_beats_its_one_pass(label_eval):
+    assert label_eval["teacher_flip"]["balanced"] < label_eval["teacher"]["balanced"] - FLIP_AVERAGE_GAIN
 
 
 def test_refined_labels_beat_the_teacher(label_eval):
