@@ -72,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"decoded {len(names)} crops in {time.time() - t0:.0f} s", flush=True)
     teacher = Teacher(args.teacher)
     basis, topo = load_basis(), load_topology(args.teacher)
-    mirror = ParamMirror.build(basis, topo.mirror)
+    mirror = None if args.no_teacher_flip else ParamMirror.build(basis, topo.mirror)
 
     def fit(batch: np.ndarray) -> np.ndarray:
-        return teacher(batch) if args.no_teacher_flip else flip_averaged(teacher, batch, mirror)
+        return teacher(batch) if mirror is None else flip_averaged(teacher, batch, mirror)
 
     params = np.concatenate([fit(crops[i : i + TEACHER_BATCH]) for i in range(0, len(crops), TEACHER_BATCH)])
     np.save(args.cache / "params_teacher.npy", params)

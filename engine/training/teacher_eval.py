@@ -71,7 +71,7 @@ def evaluate_labels(
     def score(p: np.ndarray) -> dict[str, float]:
         return binned(nme_per_image(to_image(vertices_crop_px(p, basis, topo.keypoints), rois), gt), yaw)
 
-    averaged = flip_averaged(teacher, crops, ParamMirror.build(basis, topo.mirror))
+    averaged = flip_averaged(teacher, crops, ParamMirror.build(basis, topo.mirror), plain=params)
     out = {"teacher": score(params), "teacher_flip": score(averaged)}
     std = load_param_stats(teacher_dir)[1]
     # the human points map into the crop with the x scale only, as for the (square) training rois

@@ -69,10 +69,12 @@ class ParamMirror:
         return out
 
 
-def flip_averaged(teacher: Teacher, crops_bgr: np.ndarray, mirror: ParamMirror) -> np.ndarray:
+def flip_averaged(
+    teacher: Teacher, crops_bgr: np.ndarray, mirror: ParamMirror, plain: np.ndarray | None = None
+) -> np.ndarray:
     """(B, 120, 120, 3) BGR crops → (B, 62) float32: the mean of the teacher's fit of each crop and
     of its mirror image, mapped back (the 3×4 pose block averages entrywise; the refinement re-fits a
-    similarity on top of it)."""
-    plain = teacher(crops_bgr).astype(np.float64)
+    similarity on top of it). ``plain``: the crops' one-pass fit (B, 62), where the caller has it."""
+    plain = (teacher(crops_bgr) if plain is None else plain).astype(np.float64)
     mirrored = mirror(teacher(np.ascontiguousarray(crops_bgr[:, :, ::-1])))
     return ((plain + mirrored) / 2).astype(np.float32)
