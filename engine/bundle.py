@@ -21,6 +21,7 @@ network the metadata describes. Any mismatch raises a named error (``WeightsMism
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -258,11 +259,10 @@ def attach_landmark_model(
     ``provenance`` under the top-level ``"landmark_model"`` key) are written together
     (engine.atomic_write); the rest of the metadata is kept."""
     path = Path(path)
-    load_bundle(path)  # only a valid bundle gets one
+    meta = copy.deepcopy(load_bundle(path).metadata)  # only a valid bundle gets one
     buf = io.BytesIO()
     model.save(buf)
     data = buf.getvalue()
-    meta = read_metadata(path)
     meta["files"]["landmark_model"] = {"name": LANDMARK_MODEL_FILE, "sha256": hashlib.sha256(data).hexdigest()}
     if provenance is not None:
         meta["landmark_model"] = provenance
