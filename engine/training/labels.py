@@ -33,7 +33,8 @@ TEACHER_BATCH = 256
 REFINE_BATCH = 1024
 # Crops whose refined fit moves the 68 landmarks by more than this (mean, 120-crop px ≈ 12 % of the
 # crop) are left out of training: there the human points and the teacher disagree grossly (wrong
-# annotation or a failed teacher fit), 73 of 19,080 crops; either way the label is not trustworthy.
+# annotation or a failed teacher fit), 73-77 of 19,080 crops as the label options vary; either way
+# the label is not trustworthy.
 MAX_REFINE_SHIFT_PX = 15.0
 LABEL_RECORD = "labels.json"
 
