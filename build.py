@@ -2,7 +2,7 @@
 
 Assembles a staging folder laid out as Blender wants an add-on extension — the ``prnet_blender``
 package's files at the root, ``blender_manifest.toml`` beside them, the engine vendored as
-``engine/`` (without ``engine/training``, which the runtime never imports) and the model bundle as
+``engine/`` (the runtime; the top-level ``training/`` package is never shipped) and the model bundle as
 ``engine/_weights/default`` (where ``engine.bundle.default_bundle_path`` looks first) — then runs
 Blender's own ``extension build`` and ``extension validate`` on it. Blender's extension tool ships
 in the bpy wheel (``bpy/<version>/scripts/addons_core/bl_pkg/cli/blender_ext.py``) and runs under
@@ -28,7 +28,7 @@ ENGINE_DIR = REPO / "engine"
 DEFAULT_BUNDLE = REPO / "weights" / "default"
 VENDORED_BUNDLE = Path("engine") / "_weights" / "default"
 DEV_FILES = ("__pycache__", "*.pyc", ".*", "ruff.toml")  # development files, never shipped
-ENGINE_EXCLUDE = ("training", "_weights", *DEV_FILES)
+ENGINE_EXCLUDE = ("_weights", *DEV_FILES)
 BUNDLE_EXCLUDE = ("*.tmp", ".*", "__pycache__")
 EXT_TOOL = Path("scripts") / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
 EXT_TAGS = Path("scripts") / "modules" / "_bpy_internal" / "extensions" / "tags.py"

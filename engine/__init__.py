@@ -2,10 +2,10 @@
 
 Public API::
 
-    from engine import Reconstructor
-    faces = Reconstructor.from_bundle(device="cpu")("photo.jpg")   # list[FaceReconstruction]
+    from engine import Reconstructor, ReconstructOptions
+    faces = Reconstructor.from_bundle(options=ReconstructOptions(device="cpu"))("photo.jpg")
 
-``import engine`` stays light (no torch): the names below are loaded on first use.
+``import engine`` stays light (no torch, no numpy): the names below are loaded on first use.
 """
 
 from __future__ import annotations
@@ -13,10 +13,22 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__all__ = ["Reconstructor", "FaceReconstruction", "HeadPose", "BoundingBox", "load_bundle", "load_image", "export_face"]
+__all__ = [
+    "BoundingBox",
+    "FaceReconstruction",
+    "HeadPose",
+    "InvalidOptionError",
+    "ReconstructOptions",
+    "Reconstructor",
+    "export_face",
+    "load_bundle",
+    "load_image",
+]
 
 _LAZY = {
     "Reconstructor": "engine.api",
+    "ReconstructOptions": "engine.options",
+    "InvalidOptionError": "engine.errors",
     "FaceReconstruction": "engine.types",
     "HeadPose": "engine.types",
     "BoundingBox": "engine.types",
@@ -30,3 +42,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

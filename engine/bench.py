@@ -10,15 +10,15 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
-from dataclasses import fields
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from .api import Reconstructor
+from .device import available_devices
 from .image_io import load_image, sample_photo_path
+from .options import DEFAULT_TEXTURE_SIZE, ReconstructOptions
 
 BENCH_SIZE = (960, 1280)  # (height, width) of the benchmark photo
 WARMUP_RUNS = 3
@@ -35,17 +35,12 @@ def bench_photo() -> np.ndarray:
     return canvas
 
 
-def available_devices() -> list[str]:
-    devices = ["cpu"]
-    if torch.cuda.is_available():
-        devices.append("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        devices.append("mps")
-    return devices
-
-
 def run_bench(
-    *, bundle: str | Path | None = None, devices: list[str] | None = None, repeats: int = 20, texture_size: int = 1024
+    *,
+    bundle: str | Path | None = None,
+    devices: list[str] | None = None,
+    repeats: int = 20,
+    texture_size: int = DEFAULT_TEXTURE_SIZE,
 ) -> dict[str, dict[str, float]]:
     """Print and return ``{device: {stage: median ms, "total": ms}}``."""
     results = {}
@@ -59,16 +54,16 @@ def run_bench(
 
 
 def _bench_device(photo: Path, bundle: str | Path | None, device: str, repeats: int, texture_size: int) -> dict:
-    rec = Reconstructor.from_bundle(bundle, device=device)
-    samples: dict[str, list[float]] = {f.name: [] for f in fields(rec.last_times)}
+    rec = Reconstructor.from_bundle(bundle, ReconstructOptions(device=device))
+    samples: dict[str, list[float]] = {name: [] for name in rec.last_times.as_dict()}
     totals = []
     for i in range(WARMUP_RUNS + repeats):
         if not rec(photo, all_faces=False, texture_size=texture_size):
             raise RuntimeError("benchmark photo: no face found")
         if i >= WARMUP_RUNS:
-            for f in fields(rec.last_times):
-                samples[f.name].append(getattr(rec.last_times, f.name))
-            totals.append(sum(getattr(rec.last_times, f.name) for f in fields(rec.last_times)))
+            for name, ms in rec.last_times.as_dict().items():
+                samples[name].append(ms)
+            totals.append(rec.last_times.total)
     med = {k: statistics.median(v) for k, v in samples.items()}
     med["total"] = statistics.median(totals)
     sys.stdout.write(

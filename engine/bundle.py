@@ -11,7 +11,7 @@ A bundle is a folder::
     layout.npz                  the UV layout (engine.layout), the mesh the model's maps are read into
     landmark_model.npz          optional: the shape model that regularises the 68 landmarks (with
                                 points read from the output map too; engine.shape_model), added by
-                                ``engine.training.landmark_model``
+                                ``training.landmark_model``
 
 Loading = read JSON → check the sha256 of the weights, layout (and landmark model) files against the JSON →
 ``torch.load(weights_only=True)`` (no pickled code can run) → strict ``load_state_dict`` into the

@@ -1,4 +1,4 @@
-"""Command line: ``python -m engine {reconstruct, bench, evaluate, import-prnet}``.
+"""Command line: ``python -m engine {reconstruct, bench, import-prnet}`` (evaluation: ``python -m training evaluate``).
 
 Only parsing and delegation live here; ``main(argv) -> int`` is testable without a subprocess.
 Errors from the library become one line on stderr per bad input, and a non-zero exit code.
@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import EngineError
+from .device import DEFAULT_DEVICE, DEVICES
+from .errors import EngineError, InvalidOptionError
+from .options import DEFAULT_TEXTURE_SIZE, TEXTURE_SIZE_MAX, TEXTURE_SIZE_MIN, check_texture_size
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
 
@@ -27,33 +29,32 @@ def _progress(i: int, n: int, text: str) -> None:
 
 
 def _read_boxes(path: Path) -> dict[str, list]:
-    from .types import BoundingBox
+    """``--boxes FILE``: {photo file name: [BoundingBox, ...]}; InvalidOptionError naming the file."""
+    from .options import parse_boxes
 
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"boxes file {path} is not readable JSON: {exc}") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidOptionError(f"boxes file {path} is not readable JSON: {exc}") from exc
     if not isinstance(raw, dict):
-        raise ValueError(f"boxes file {path} must map photo file names to lists of [left, top, right, bottom]")
-    out = {}
-    for name, boxes in raw.items():
-        try:
-            out[name] = [BoundingBox(*map(float, b)) for b in boxes]
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"boxes file {path}: bad boxes for {name!r}: {exc}") from exc
-    return out
+        raise InvalidOptionError(f"boxes file {path} must map photo file names to lists of [left, top, right, bottom]")
+    return {
+        name: parse_boxes(boxes, what=f"bad boxes for {name!r} in boxes file {path}") for name, boxes in raw.items()
+    }
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from .api import Reconstructor
     from .export import check_writable, export_face
+    from .options import ReconstructOptions
 
     try:
         boxes = _read_boxes(args.boxes) if args.boxes else {}
         check_writable(args.output)
-        rec = Reconstructor.from_bundle(
-            args.bundle, device=args.device, flip_average=args.flip_average, shift_average=args.shift_average
+        options = ReconstructOptions(
+            device=args.device, flip_average=args.flip_average, shift_average=args.shift_average
         )
+        rec = Reconstructor.from_bundle(args.bundle, options)
     except (EngineError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -99,27 +100,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .training.benchmark import run_evaluation
-
-    try:
-        run_evaluation(
-            args.folder,
-            bundle=args.bundle,
-            json_out=args.json,
-            use_detector=args.detector,
-            device=args.device,
-            flip_average=args.flip_average,
-            shift_average=args.shift_average,
-            crop_zoom=args.crop_zoom,
-            fit_landmarks=args.landmark_model,
-        )
-    except (EngineError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return EXIT_OK
-
-
 def cmd_import_prnet(args: argparse.Namespace) -> int:
     from .prnet_import import import_prnet
 
@@ -135,7 +115,7 @@ def cmd_import_prnet(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_averaging_options(p: argparse.ArgumentParser) -> None:
+def add_averaging_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--flip-average",
         action=argparse.BooleanOptionalAction,
@@ -160,8 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("photos", nargs="+", help="photo files (jpg, png, …)")
     r.add_argument("-o", "--output", type=Path, required=True, help="output folder (created if missing)")
     r.add_argument("--bundle", type=Path, default=None, help="model bundle folder (default: the shipped model)")
-    r.add_argument("--texture-size", type=int, default=1024, help="UV texture side, 256–4096 (default 1024)")
-    r.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default cpu)")
+    r.add_argument(
+        "--texture-size",
+        type=int,
+        default=DEFAULT_TEXTURE_SIZE,
+        help=f"UV texture side, {TEXTURE_SIZE_MIN}–{TEXTURE_SIZE_MAX} (default %(default)s)",
+    )
+    r.add_argument("--device", default=DEFAULT_DEVICE, help=f"{', '.join(DEVICES)} (default %(default)s)")
     r.add_argument(
         "--boxes",
         type=Path,
@@ -171,37 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--all-faces", action="store_true", help="every face found (default: the largest)")
     r.add_argument("--symmetric-fill", action="store_true", help="fill the hidden side of the texture by symmetry")
     r.add_argument("--extra-formats", nargs="*", choices=("ply", "npz"), help="also write these formats")
-    _add_averaging_options(r)
+    add_averaging_options(r)
     r.set_defaults(func=cmd_reconstruct)
 
     b = sub.add_parser("bench", help="per-stage latency on the sample photo")
     b.add_argument("--bundle", type=Path, default=None)
     b.add_argument("--device", nargs="*", default=None, help="devices to time (default: every available one)")
     b.add_argument("--repeats", type=int, default=20)
-    b.add_argument("--texture-size", type=int, default=1024)
+    b.add_argument("--texture-size", type=int, default=DEFAULT_TEXTURE_SIZE)
     b.set_defaults(func=cmd_bench)
-
-    e = sub.add_parser("evaluate", help="AFLW2000-3D style NME on a folder like aflw2000_dev")
-    e.add_argument("folder", type=Path)
-    e.add_argument("--bundle", type=Path, default=None)
-    e.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
-    e.add_argument("--detector", action="store_true", help="crop with our detector + refinement, not the roi boxes")
-    e.add_argument("--device", default="cpu")
-    e.add_argument(
-        "--crop-zoom",
-        type=float,
-        default=None,
-        help="crop side = roi side / ZOOM (default: the bundle's inference.crop_zoom; 1 = the protocol's roi)",
-    )
-    _add_averaging_options(e)
-    e.add_argument(
-        "--landmark-model",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="fit the landmarks to the bundle's landmark shape model when it has one (default on; "
-        "--no-landmark-model scores the network's read-out alone)",
-    )
-    e.set_defaults(func=cmd_evaluate)
 
     i = sub.add_parser("import-prnet", help="official PRNet TF checkpoint → model bundle")
     i.add_argument(
@@ -226,8 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    size = getattr(args, "texture_size", None)
-    if size is not None and not 256 <= size <= 4096:
-        print(f"error: --texture-size must be within 256..4096, got {size}", file=sys.stderr)
+    try:
+        if getattr(args, "texture_size", None) is not None:
+            check_texture_size(args.texture_size)
+    except InvalidOptionError as exc:
+        print(f"error: --texture-size: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return int(args.func(args))

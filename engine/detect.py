@@ -4,7 +4,7 @@ A detector takes an upright RGB uint8 photo and returns every face it finds as a
 (a :class:`~engine.types.BoundingBox` that also says which model found it), largest first; no face
 gives ``[]``, never ``None``. Detector boxes are tight face boxes, not the network's crop box:
 :func:`roi_from_detection` maps one to the square 3DDFA-protocol roi the training crops were cut
-with, using offsets calibrated on AFLW2000-3D (``engine/training/calibrate_detector.py``).
+with, using offsets calibrated on AFLW2000-3D (``training/calibrate_detector.py``).
 
 The default backend runs OpenCV's bundled Viola–Jones cascades (Viola & Jones, CVPR 2001): the
 frontal cascade, and the profile cascade on the photo and on its mirror image (the cascade only
@@ -60,7 +60,7 @@ CLOSE_UP_FRACTIONS = (1.0, 0.7, 0.5)
 # Detector box → 3DDFA roi (square, side √2 × the 68-landmark box). Offsets are fractions of the
 # detector box side (x right, y down; for profiles +x is where the nose points), scale = roi side /
 # box side: medians over the detections matched to the annotated face on ../shared/data/aflw2000_dev
-# (999 images) with the settings above, by `python -m engine.training.calibrate_detector --use-fit`.
+# (999 images) with the settings above, by `python -m training.calibrate_detector --use-fit`.
 # Result: 81.6 % of faces found; IoU of the converted roi with the true roi, mean (median), by |yaw|:
 # [0, 30] 88.4 % found, 0.799 (0.820); (30, 60] 79.6 %, 0.699 (0.713); (60, 90] 54.7 %, 0.719 (0.763).
 ROI_FRONTAL_OFFSET = (0.0004, 0.1303)  # 652 frontal boxes: the roi centre sits 13 % of a box lower

@@ -37,3 +37,8 @@ class OutputError(EngineError, OSError):
 
 class CheckpointError(EngineError, ValueError):
     """A TensorFlow checkpoint is missing, corrupt, or uses a feature our reader does not support."""
+
+
+class InvalidOptionError(EngineError, ValueError):
+    """An option has a value outside its documented range or type (texture size, device, boxes, …);
+    the message names the option and the value it got."""

@@ -31,7 +31,7 @@ N_LANDMARKS = 68
 # the same row's mirrored column. Ours (bfm-neckfree-256-v1) is within 1.17 px, PRNet's exactly 0: a
 # map's columns can then be flipped to mirror the face (flip augmentation, flip averaging).
 COLUMN_MIRROR_TOLERANCE_PX = 1.5
-DEFAULT_LAYOUT_FILE = "layout_bfm256.npz"  # computed by engine.training.layout_builder
+DEFAULT_LAYOUT_FILE = "layout_bfm256.npz"  # computed by training.layout_builder
 
 _ARRAYS = ("face_mask", "keypoints_uv", "triangles", "weight_mask", "canonical_vertices", "mirror_uv")
 

@@ -16,7 +16,7 @@ import numpy as np
 from .layout import UVLayout
 from .position_map import MapSampler, layout_pixel_uv
 
-# Loss weights at the output size (paper Fig. 4), matching engine.training.layout_builder.
+# Loss weights at the output size (paper Fig. 4), matching training.layout_builder.
 W_LANDMARK, W_FEATURE, W_FACE = 16.0, 4.0, 3.0
 
 

@@ -7,7 +7,7 @@ D more points read from fixed pixels of the output map ("map points": the cheeks
 
     X(a) = mean + Σ_k a_k · modes[k]           (68 + D, 3), a ~ N(0, std²)
 
-learned by :mod:`engine.training.landmark_model` as a principal-component analysis of the training
+learned by :mod:`training.landmark_model` as a principal-component analysis of the training
 labels' points (aligned by similarity, mirrored copies included, so it is left/right symmetric).
 :meth:`LandmarkShapeModel.fit` finds the similarity (scale s, rotation R, translation t) and
 coefficients a that minimise::

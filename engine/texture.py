@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 
 from .layout import UVLayout
+from .options import check_texture_size
 from .position_map import MapSampler, map_from_vertices
 from .visibility import VISIBILITY_TOLERANCE, vertex_visibility
 
-MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE = 256, 4096  # below the layout's resolution / above 64 MB a texture
 PAD_TEXELS_AT_1024 = 8  # edge padding at 1024² covers 3 mip levels of bleeding; scaled with the size
 SEEN_FRACTION = 0.5  # texel seen when at least half of its bilinear vertex weight is on seen vertices
 OFF_PHOTO = -16.0  # image px: a remap coordinate that reads only the black border
@@ -113,9 +113,7 @@ def extract_texture(
         raise ValueError(
             f"position map must be ({s}, {s}, 3) for layout {layout.layout_id!r}, got shape {position_map.shape}"
         )
-    if not (isinstance(size, (int, np.integer)) and MIN_TEXTURE_SIZE <= size <= MAX_TEXTURE_SIZE):
-        raise ValueError(f"texture size must be an integer in {MIN_TEXTURE_SIZE}..{MAX_TEXTURE_SIZE}, got {size!r}")
-    size = int(size)
+    size = check_texture_size(size)
     pad_px = round(PAD_TEXELS_AT_1024 * size / 1024) if pad_px is None else int(pad_px)
     if pad_px < 0:
         raise ValueError(f"pad_px must be >= 0, got {pad_px}")

@@ -30,6 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .engine_link import engine_module
+
+P = engine_module("protocol")  # the worker protocol, shared with engine.worker
+
 DEFAULT_TIMEOUT_S = 180.0  # per request, from submit to reply: process start + model load + a 4k texture on CPU
 STOP_GRACE_S = 3.0  # after "shutdown"/EOF, before the worker is killed
 STDERR_KEEP_LINES = 40  # worker log lines kept for error messages
@@ -37,9 +41,10 @@ POLL_S = 0.05  # blocking waits check the deadline this often
 
 
 class EngineClientError(Exception):
-    """Base of the errors the add-on shows; ``kind`` follows the worker protocol's error kinds."""
+    """Base of the errors the add-on shows; ``kind`` is one of the worker protocol's error kinds
+    (engine.protocol.ERROR_KINDS) or one of the add-on's own below (no_engine, crashed, timeout)."""
 
-    kind = "internal"
+    kind = P.INTERNAL
 
 
 class EngineUnavailable(EngineClientError):
@@ -59,7 +64,7 @@ class EngineTimeout(EngineClientError):
 
 
 class EngineCancelled(EngineClientError):
-    kind = "cancelled"
+    kind = P.CANCELLED
 
 
 class RequestFailed(EngineClientError):
@@ -221,7 +226,7 @@ class EngineClient:
         req.error = EngineCancelled("cancelled")
         if self.alive:
             try:
-                self._proc.stdin.write(json.dumps({"id": next(self._ids), "cmd": "cancel", "target": req.id}) + "\n")
+                self._proc.stdin.write(json.dumps({"id": next(self._ids), "cmd": P.CANCEL, "target": req.id}) + "\n")
                 self._proc.stdin.flush()
             except (OSError, ValueError):
                 pass
@@ -267,7 +272,7 @@ class EngineClient:
             if msg["ok"]:
                 req.reply = msg
             else:
-                req.error = RequestFailed(str(msg.get("kind", "internal")), str(msg.get("error", "engine error")))
+                req.error = RequestFailed(str(msg.get("kind", P.INTERNAL)), str(msg.get("error", "engine error")))
 
     def _reap(self, why: str) -> None:
         """Fail every pending request after the worker died, with the reason its log gives."""
@@ -290,7 +295,8 @@ class EngineClient:
 
 def _crash_error(why: str, code: int | None, python: str, log: list[str]) -> EngineClientError:
     missing = next((line for line in reversed(log) if "No module named" in line), None)
-    if missing is not None:
+    if missing is not None or code == P.EXIT_MISSING_PACKAGES:
+        missing = missing or "torch, numpy, OpenCV or SciPy missing"
         return EngineUnavailable(
             f"the engine Python {python} cannot run the engine ({missing.strip()}): install the engine in the "
             "add-on preferences or choose a Python with torch"

@@ -16,18 +16,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .client import EngineUnavailable
+from .engine_link import engine_root
 
 ENGINE_DEPS = ("torch", "numpy", "cv2", "scipy")  # what `python -m engine.worker` imports
 ENGINE_PYTHON_ENV = "PRNET_ENGINE_PYTHON"  # environment override of the engine interpreter
-
-
-def engine_root() -> Path | None:
-    """The folder holding the ``engine`` package: inside the built extension, else the repo root."""
-    here = Path(__file__).resolve().parent
-    for folder in (here, here.parent):
-        if (folder / "engine" / "worker.py").is_file():
-            return folder
-    return None
 
 
 def venv_python(env_dir: str | Path) -> Path:

@@ -17,12 +17,14 @@ import bpy
 from bpy.props import StringProperty
 
 from . import client, preferences, scene_build
+from .engine_link import engine_module
 from .properties import OPTION_NAMES, option_properties
 from .result import FaceResult
 
 TIMER_S = 0.1  # modal poll interval: smooth progress, negligible load
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
+P = engine_module("protocol")  # the worker protocol, shared with engine.worker
 _running = None  # the operator instance that is talking to the engine, if any (one at a time)
 
 
@@ -37,10 +39,10 @@ def is_busy() -> bool:
 
 
 _ERROR_HINTS = {
-    "no_face": "{msg}",
-    "bad_input": "Cannot use the photo: {msg}",
-    "no_model": "Model problem: {msg} (check Model Bundle in the add-on preferences)",
-    "cancelled": "Cancelled",
+    P.NO_FACE: "{msg}",
+    P.BAD_INPUT: "Cannot use the photo: {msg}",
+    P.NO_MODEL: "Model problem: {msg} (check Model Bundle in the add-on preferences)",
+    P.CANCELLED: "Cancelled",
 }
 
 
@@ -88,7 +90,7 @@ class _PhotoQueueOperator:
 
     def _submit(self, photo: str) -> client.Request:
         self._photo = photo
-        return self._engine.submit("reconstruct", photo=photo, options=self._request)
+        return self._engine.submit(P.RECONSTRUCT, photo=photo, options=self._request)
 
     def _collect(self, context, req: client.Request) -> None:
         """Turn a finished request into scene objects or a recorded failure."""

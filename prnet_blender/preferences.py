@@ -107,7 +107,7 @@ class PRNET_OT_check_engine(bpy.types.Operator):
     def execute(self, context):
         try:
             engine = engine_client(context)
-            reply = engine.call("ping")
+            reply = engine.call(client.P.PING)
         except client.EngineClientError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

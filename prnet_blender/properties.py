@@ -9,13 +9,18 @@ class annotations, which must stay objects, not strings.
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-TEXTURE_SIZES = ("512", "1024", "2048", "4096")  # UV texture side, px
-DEFAULT_TEXTURE_SIZE = "1024"
-TEXTURE_SIZE_ITEMS = tuple((s, f"{s} px", f"{s} × {s} texture") for s in TEXTURE_SIZES)
-DEVICE_ITEMS = (
-    ("cpu", "CPU", "Run the network on the processor (works everywhere)"),
-    ("cuda", "CUDA", "Run the network on an NVIDIA GPU (needs a CUDA build of torch in the engine Python)"),
-)
+from .engine_link import engine_module
+
+_options, _device = engine_module("options"), engine_module("device")
+TEXTURE_SIZE_ITEMS = tuple((str(s), f"{s} px", f"{s} × {s} texture") for s in _options.TEXTURE_SIZE_MENU)
+DEFAULT_TEXTURE_SIZE = str(_options.DEFAULT_TEXTURE_SIZE)
+DEVICE_LABELS = {  # the menu's words for each of the engine's device names (engine.device.DEVICES)
+    "cpu": ("CPU", "Run the network on the processor (works everywhere)"),
+    "cuda": ("CUDA", "Run the network on an NVIDIA GPU (needs a CUDA build of torch in the engine Python)"),
+    "mps": ("Metal", "Run the network on an Apple GPU (macOS, Apple silicon)"),
+    "auto": ("Auto", "CUDA if the engine sees an NVIDIA GPU, else Metal, else the processor"),
+}
+DEVICE_ITEMS = tuple((name, *DEVICE_LABELS[name]) for name in _device.DEVICES)
 OPTION_NAMES = (  # shared by the settings and the operators' arguments
     "texture_size",
     "all_faces",
@@ -52,7 +57,9 @@ def option_properties() -> dict:
             default=True,
             description="Add an orthographic camera that sees the face over the photo (sets the render size)",
         ),
-        "device": EnumProperty(name="Device", items=DEVICE_ITEMS, default="cpu", description="Where the network runs"),
+        "device": EnumProperty(
+            name="Device", items=DEVICE_ITEMS, default=_device.DEFAULT_DEVICE, description="Where the network runs"
+        ),
     }
 
 

@@ -3,7 +3,7 @@
 The worker writes each face with ``engine.export.write_npz`` (see ``engine/worker.py`` for the
 protocol); :meth:`FaceResult.from_reply` reads only what the scene builder needs and checks shapes
 at this boundary, so a mismatched engine fails with a ValueError naming the array, not deep in bpy.
-Numpy only: no bpy, no engine import.
+Numpy and the shared protocol module only (prnet_blender.engine_link): no bpy, no torch.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .engine_link import engine_module
+
+P = engine_module("protocol")  # the worker protocol: which arrays each face's .npz holds
 N_LANDMARKS = 68  # iBUG 68-point scheme
 
 
@@ -43,7 +46,10 @@ class FaceResult:
     def from_reply(cls, face: dict, *, photo: str, landmark_names) -> FaceResult:
         """Read ``face["npz"]`` of a reconstruct reply (see engine/worker.py)."""
         with np.load(Path(face["npz"]), allow_pickle=False) as z:
-            a = {k: z[k] for k in z.files}
+            missing = [name for name in P.NPZ_ARRAYS if name not in z.files]
+            if missing:
+                raise ValueError(f"engine result {face['npz']} lacks the arrays {missing}")
+            a = {k: z[k] for k in P.NPZ_ARRAYS}
         try:
             n = len(a["vertices"])
             _check(a, "vertices", (n, 3))

@@ -28,6 +28,11 @@ def test_the_plain_python_modules_need_no_bpy_and_no_torch():
         "import prnet_blender.client, prnet_blender.interpreter, prnet_blender.frames, prnet_blender.result"
     )
     assert not {"bpy", "torch", "engine"} & mods
+    shared = {m for m in mods if m.startswith("_prnet_engine")}  # engine modules, under the add-on's alias
+    assert shared and shared <= {
+        "_prnet_engine",
+        *(f"_prnet_engine.{m}" for m in ("protocol", "options", "device", "errors")),
+    }
 
 
 @pytest.mark.skipif(not HAS_BPY, reason=NO_BPY_REASON)

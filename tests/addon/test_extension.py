@@ -62,7 +62,7 @@ def test_zip_holds_the_addon_engine_and_model_but_no_training_code(extension_zip
     names = set(zipfile.ZipFile(extension_zip).namelist())
     assert {"blender_manifest.toml", "__init__.py", "client.py", "engine/worker.py", "engine/api.py"} <= names
     assert any(n.startswith("engine/_weights/default/weights-") for n in names)
-    assert not any(n.startswith("engine/training/") or "__pycache__" in n or n.endswith("ruff.toml") for n in names)
+    assert not any(n.startswith("training/") or "__pycache__" in n or n.endswith("ruff.toml") for n in names)
 
 
 def test_installs_and_enables_headlessly(session):

@@ -8,9 +8,11 @@ from arrays import assert_close
 from mean_face import MEAN_FACE_INPUT, MEAN_FACE_PX_PER_MM, mean_face_crop, mean_face_keypoints
 from synthetic import gradient_photo
 
-from engine.api import REFINE_MAX_PASSES, Reconstructor
+from engine.api import Reconstructor
 from engine.crop import CropTransform, roi_from_landmarks
 from engine.detect import FixedBoxDetector, roi_from_detection
+from engine.errors import InvalidOptionError
+from engine.passes import REFINE_MAX_PASSES
 from engine.types import BoundingBox
 
 POSITION_PX = 1e-2  # float32 round-off through crop → read-out → image frame
@@ -20,7 +22,7 @@ FRONTAL_MM = 1e-2
 
 @pytest.fixture(scope="module")
 def rec(mean_face_bundle):
-    return Reconstructor.from_bundle(mean_face_bundle, device="cpu")
+    return Reconstructor.from_bundle(mean_face_bundle)
 
 
 def _expected(box: BoundingBox) -> np.ndarray:
@@ -54,7 +56,7 @@ def test_refinement_recrops_on_the_first_pass_landmarks(spy_rec):
     kp_crop = mean_face_keypoints(spy_rec.layout)
     first = CropTransform.from_roi(box, MEAN_FACE_INPUT).to_image(kp_crop)
     calls = _spy_network(spy_rec, lambda roi, m: m)
-    spy_rec.predict(gradient_photo(), [box])
+    spy_rec.passes.refine(gradient_photo(), [box])
     assert_close(calls[1][0].as_list(), roi_from_landmarks(first[:, :2]).as_list(), 1e-2, "second crop")
 
 
@@ -62,20 +64,20 @@ def _spy_network(rec, fake_map):
     """Replace ``rec.run_network`` by a fake whose map for a roi is ``fake_map(roi, mean_map)``;
     returns the list of roi lists it was called with."""
     size = rec.bundle.input_size
-    mean_map = rec.predict_maps(np.zeros((1, size, size, 3), np.uint8))[0]
+    mean_map = rec.passes.predict_maps(np.zeros((1, size, size, 3), np.uint8))[0]
     calls = []
 
     def run_network(image, rois):
         calls.append(list(rois))
         return np.stack([fake_map(r, mean_map) for r in rois]), [CropTransform.from_roi(r, size) for r in rois]
 
-    rec.run_network = run_network
+    rec.passes.run_network = run_network
     return calls
 
 
 @pytest.fixture
 def spy_rec(mean_face_bundle):
-    return Reconstructor.from_bundle(mean_face_bundle, device="cpu")
+    return Reconstructor.from_bundle(mean_face_bundle)
 
 
 def _anchored(spy_rec, anchor: BoundingBox):
@@ -88,18 +90,18 @@ def _anchored(spy_rec, anchor: BoundingBox):
 def test_refinement_stops_once_the_crop_settles(spy_rec):
     anchor = BoundingBox(220, 140, 420, 340)
     calls = _spy_network(spy_rec, _anchored(spy_rec, anchor))
-    maps, transforms, rois = spy_rec.predict(gradient_photo(), [BoundingBox(150, 100, 450, 400)])
+    refined = spy_rec.passes.refine(gradient_photo(), [BoundingBox(150, 100, 450, 400)])
     settled = calls[1][0]  # the landmark roi of the face, reached by the second pass
-    assert len(calls) == 2
-    assert_close(rois[0].as_list(), settled.as_list(), 1e-6, "final roi")
-    assert maps.shape == (1, spy_rec.bundle.input_size, spy_rec.bundle.input_size, 3)
+    assert len(calls) == 2 and refined.settled == [True]
+    assert_close(refined.rois[0].as_list(), settled.as_list(), 1e-6, "final roi")
+    assert refined.maps.shape == (1, spy_rec.bundle.input_size, spy_rec.bundle.input_size, 3)
 
 
 def test_refinement_follows_a_drifting_face_up_to_the_pass_limit(spy_rec):
     size = spy_rec.bundle.input_size
     drift = 0.1 * size  # crop px: the landmarks always sit 10 % of the crop right of where the last crop put them
     calls = _spy_network(spy_rec, lambda roi, m: m + np.array([drift, 0.0, 0.0], np.float32))
-    spy_rec.predict(gradient_photo(), [BoundingBox(150, 100, 450, 400)])
+    spy_rec.passes.refine(gradient_photo(), [BoundingBox(150, 100, 450, 400)])
     assert len(calls) == REFINE_MAX_PASSES
 
 
@@ -119,10 +121,10 @@ def test_a_face_still_drifting_at_the_pass_limit_keeps_its_steadiest_crop(spy_re
         return returned[-1]
 
     calls = _spy_network(spy_rec, fake)
-    maps, transforms, rois, settled = spy_rec._refine(gradient_photo(), [BoundingBox(150, 100, 450, 400)])
-    assert len(calls) == REFINE_MAX_PASSES and settled == [False]
-    assert rois == calls[3] and transforms[0] == CropTransform.from_roi(calls[3][0], size)
-    assert_close(maps[0], returned[3], 0.0, "the fourth pass's map")
+    refined = spy_rec.passes.refine(gradient_photo(), [BoundingBox(150, 100, 450, 400)])
+    assert len(calls) == REFINE_MAX_PASSES and refined.settled == [False]
+    assert refined.rois == calls[3] and refined.transforms[0] == CropTransform.from_roi(calls[3][0], size)
+    assert_close(refined.maps[0], returned[3], 0.0, "the fourth pass's map")
 
 
 def test_settled_faces_are_not_run_again_and_refine_off_is_one_pass(spy_rec):
@@ -137,12 +139,12 @@ def test_settled_faces_are_not_run_again_and_refine_off_is_one_pass(spy_rec):
         return anchored(roi, m)
 
     calls = _spy_network(spy_rec, fake)
-    spy_rec.predict(gradient_photo(), [BoundingBox(150, 100, 450, 400), drifting_box])
+    spy_rec.passes.refine(gradient_photo(), [BoundingBox(150, 100, 450, 400), drifting_box])
     assert [len(c) for c in calls[:2]] == [2, 2] and all(len(c) == 1 for c in calls[2:])
     assert len(calls) == REFINE_MAX_PASSES
-    spy_rec.refine = False
+    spy_rec.passes.refine_crops = False
     calls.clear()
-    spy_rec.predict(gradient_photo(), [drifting_box])
+    spy_rec.passes.refine(gradient_photo(), [drifting_box])
     assert len(calls) == 1
 
 
@@ -163,8 +165,17 @@ def test_tiny_face_still_gives_a_mesh(rec):
 
 
 def test_texture_size_bounds(rec):
-    with pytest.raises(ValueError, match="256"):
-        rec(gradient_photo(), boxes=[BoundingBox(220, 140, 420, 340)], texture_size=128)
+    for size in (128, 8192, 1024.0, True):
+        with pytest.raises(InvalidOptionError, match="texture size"):
+            rec(gradient_photo(), boxes=[BoundingBox(220, 140, 420, 340)], texture_size=size)
+
+
+def test_stage_times_measure_every_stage(rec):
+    rec(gradient_photo(), boxes=[BoundingBox(220, 140, 420, 340)], texture_size=256)
+    times = rec.last_times.as_dict()
+    assert list(times) == ["decode", "detect", "crop", "network", "geometry", "texture"]
+    assert all(ms > 0 for ms in times.values()), times
+    assert rec.last_times.total == pytest.approx(sum(times.values()))
 
 
 def test_refinement_frames_each_crop_on_the_landmarks_it_reports(mean_face_bundle, monkeypatch):
@@ -174,6 +185,6 @@ def test_refinement_frames_each_crop_on_the_landmarks_it_reports(mean_face_bundl
     reported = np.zeros((68, 3))
     reported[:, 0] = np.linspace(200, 300, 68)
     reported[:, 1] = np.linspace(150, 270, 68)
-    monkeypatch.setattr(rec, "landmarks", lambda out_map, transform: reported)
-    _, _, rois, settled = rec._refine(gradient_photo(), [BoundingBox(40, 40, 140, 140)])
-    assert rois == [roi_from_landmarks(reported[:, :2])] and settled == [True]
+    monkeypatch.setattr(rec.passes, "landmarks", lambda out_map, transform: reported)
+    refined = rec.passes.refine(gradient_photo(), [BoundingBox(40, 40, 140, 140)])
+    assert refined.rois == [roi_from_landmarks(reported[:, :2])] and refined.settled == [True]

@@ -22,6 +22,30 @@ def test_engine_never_imports_bpy():
     assert "bpy" not in mods
 
 
+def test_the_runtime_never_loads_the_training_package():
+    """The wheel and the Blender zip ship ``engine`` only: nothing a user runs may need ``training``."""
+    mods = _loaded_after(
+        "import engine.api, engine.cli, engine.worker, engine.bench, engine.prnet_import; "
+        "engine.cli.build_parser(); engine.worker.Worker"
+    )
+    assert not {m for m in mods if m == "training" or m.startswith("training.")}
+
+
+@pytest.mark.parametrize("module", ["engine.protocol", "engine.options", "engine.device", "engine.errors"])
+def test_the_modules_the_addon_reads_are_stdlib_only(module):
+    """prnet_blender imports these inside Blender, where numpy may be old and torch is absent."""
+    mods = _loaded_after(f"import {module}")
+    assert not {"torch", "numpy", "cv2", "scipy", "bpy"} & mods
+    assert {m for m in mods if m.startswith("engine")} <= {
+        "engine", "engine.protocol", "engine.options", "engine.device", "engine.errors"
+    }  # fmt: skip
+
+
+def test_lazy_names_are_listed_by_dir():
+    mods = _loaded_after("import engine; assert set(engine.__all__) <= set(dir(engine)), dir(engine)")
+    assert "torch" not in mods
+
+
 @pytest.mark.parametrize(
     "module",
     [

@@ -17,8 +17,9 @@ from engine.bundle import load_bundle
 from engine.crop import CropTransform, crop_image, roi_from_landmarks
 from engine.detect import roi_from_detection
 from engine.errors import BundleFormatError
-from engine.training.crop_zoom import face_fraction, zoomed
+from engine.options import ReconstructOptions
 from engine.types import BoundingBox
+from training.crop_zoom import face_fraction, zoomed
 
 POSITION_PX = 1e-2  # float32 round-off through crop → read-out → image frame
 ZOOM = 1.25
@@ -66,9 +67,9 @@ def test_reconstruction_uses_the_bundle_zoom_in_both_passes(bundle_copy):
     second roi is still √2 × the first pass's landmark box (the zoom acts on the crop, not on the roi)."""
     _set_zoom(bundle_copy, ZOOM)
     rec = Reconstructor.from_bundle(bundle_copy)
-    assert rec.crop_zoom == ZOOM
-    rois_seen, network = [], rec.run_network
-    rec.run_network = lambda image, rois: (rois_seen.append(list(rois)), network(image, rois))[1]
+    assert rec.passes.crop_zoom == ZOOM
+    rois_seen, network = [], rec.passes.run_network
+    rec.passes.run_network = lambda image, rois: (rois_seen.append(list(rois)), network(image, rois))[1]
     box = BoundingBox(220, 140, 420, 340)
     f = rec(gradient_photo(), boxes=[box])[0]
     kp_crop = mean_face_keypoints(rec.layout)
@@ -78,7 +79,7 @@ def test_reconstruction_uses_the_bundle_zoom_in_both_passes(bundle_copy):
     expected = CropTransform.from_roi(f.box, MEAN_FACE_INPUT, ZOOM).to_image(mean_face_crop())
     expected[:, 2] -= expected[:, 2].min()
     assert_close(f.vertices, expected, POSITION_PX, "vertices vs the mean face in the zoomed crop")
-    plain = Reconstructor.from_bundle(bundle_copy, crop_zoom=1.0)(gradient_photo(), boxes=[box])[0]
+    plain = Reconstructor.from_bundle(bundle_copy, ReconstructOptions(crop_zoom=1.0))(gradient_photo(), boxes=[box])[0]
     assert not np.allclose(plain.vertices, f.vertices, atol=1.0)  # the override reaches the crop
 
 

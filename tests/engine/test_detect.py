@@ -9,8 +9,8 @@ from engine import detect
 from engine.crop import roi_from_landmarks
 from engine.detect import FaceBox, FixedBoxDetector, OpenCVCascadeDetector, get_detector, roi_from_detection
 from engine.image_io import load_image, sample_photo_path
-from engine.training.metrics import box_iou
 from engine.types import BoundingBox
+from training.metrics import box_iou
 
 # The astronaut's face, read by eye off the 512×512 sample (px): hairline to chin, ear to ear, and
 # the extent of the 68 landmarks (jaw line, brows, chin) that defines the protocol's crop roi.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic import locate
 
 from engine.bundle import default_bundle_path
 from engine.image_io import sample_photo_path
@@ -26,7 +27,7 @@ def face():
         pytest.skip("no default model bundle in weights/default")
     from engine.api import Reconstructor
 
-    faces = Reconstructor.from_bundle(device="cpu")(sample_photo_path(), texture_size=512)
+    faces = Reconstructor.from_bundle()(sample_photo_path(), texture_size=512)
     assert len(faces) == 1
     return faces[0]
 
@@ -70,7 +71,7 @@ def fallback_only():
 
     def build(box):
         return Reconstructor.from_bundle(
-            device="cpu", detector=FixedBoxDetector([]), fallback_detector=FixedBoxDetector([box], kind="frontal")
+            detector=FixedBoxDetector([]), fallback_detector=FixedBoxDetector([box], kind="frontal")
         )
 
     return build
@@ -100,7 +101,7 @@ def test_fallback_boxes_in_a_photo_without_a_face_are_rejected(fallback_only, bo
 
     photo = load_image(sample_photo_path()).copy()
     photo[FACE_PAINTED_OVER] = PAINT_GREY
-    maps, transforms, rois = fallback_only(BoundingBox(*box)).locate(photo)
+    maps, transforms, rois = locate(fallback_only(BoundingBox(*box)), photo)
     assert rois == [] and maps.shape[0] == 0
 
 
@@ -117,7 +118,7 @@ def test_default_reconstructor_finds_no_face_in_a_photo_without_one(fallback_onl
 
     photo = load_image(sample_photo_path()).copy()
     photo[FACE_PAINTED_OVER] = PAINT_GREY
-    assert Reconstructor.from_bundle(device="cpu")(photo, texture_size=256) == []
+    assert Reconstructor.from_bundle()(photo, texture_size=256) == []
 
 
 def test_close_up_boxes_find_a_face_that_fills_the_photo(fallback_only):
@@ -127,7 +128,7 @@ def test_close_up_boxes_find_a_face_that_fills_the_photo(fallback_only):
 
     left, top, side = 134, 20, 180  # the astronaut's head, cut as a close-up
     close_up = np.ascontiguousarray(load_image(sample_photo_path())[top : top + side, left : left + side])
-    rec = Reconstructor.from_bundle(device="cpu", detector=FixedBoxDetector([]), fallback_detector=CloseUpBoxes())
+    rec = Reconstructor.from_bundle(detector=FixedBoxDetector([]), fallback_detector=CloseUpBoxes())
     faces = rec(close_up, texture_size=256)
     assert len(faces) == 1
     nose = np.subtract(NOSE_TIP, (left, top))
@@ -154,7 +155,7 @@ def _dev_photo(shared_data, name):
 
 def _annotated_face_nme(faces, truth) -> float:
     """2D NME (%) of the reconstruction on the annotated face; fails when none is on it."""
-    from engine.training.metrics import annotated_face, nme_per_image
+    from training.metrics import annotated_face, nme_per_image
 
     face = annotated_face([f.box for f in faces], truth[:, :2])
     assert face is not None
@@ -166,8 +167,8 @@ def test_fallback_frames_a_head_that_fills_half_the_photo(shared_data, name):
     from engine.api import Reconstructor
 
     photo, truth = _dev_photo(shared_data, name)
-    rec = Reconstructor.from_bundle(device="cpu")
-    assert rec.detector(photo) == []  # the case for the fallback
+    rec = Reconstructor.from_bundle()
+    assert rec.search.detector(photo) == []  # the case for the fallback
     assert _annotated_face_nme(rec(photo, texture_size=256), truth) < HALF_FRAME_MAX_NME
 
 
@@ -184,11 +185,11 @@ def test_restarts_frame_a_face_whose_detector_box_is_on_part_of_it(shared_data, 
     from engine.api import Reconstructor
     from engine.crop import roi_from_landmarks
     from engine.detect import roi_from_detection
-    from engine.training.metrics import box_iou
+    from training.metrics import box_iou
 
     photo, truth = _dev_photo(shared_data, name)
-    rec = Reconstructor.from_bundle(device="cpu")
-    detections = rec.detector(photo)
+    rec = Reconstructor.from_bundle()
+    detections = rec.search.detector(photo)
     true_roi = roi_from_landmarks(truth[:, :2])
     assert len(detections) == 1 and box_iou(roi_from_detection(detections[0]), true_roi) < PART_BOX_MAX_IOU
     assert _annotated_face_nme(rec(photo, texture_size=256), truth) < PART_BOX_MAX_NME
@@ -203,7 +204,7 @@ def test_a_photo_held_sideways_gives_the_same_face_turned(face):
     from engine.turns import to_turned, turn_image
 
     photo = load_image(sample_photo_path())
-    (turned,) = Reconstructor.from_bundle(device="cpu")(turn_image(photo, 3), texture_size=512)
+    (turned,) = Reconstructor.from_bundle()(turn_image(photo, 3), texture_size=512)
     expected = to_turned(face.landmarks_2d, 3, photo.shape[:2])
     assert np.linalg.norm(turned.landmarks_2d - expected, axis=1).max() < TURNED_LANDMARK_PX
     assert abs(turned.pose.roll - face.pose.roll - 90.0) < TURNED_ROLL_DEG

@@ -1,4 +1,4 @@
-"""The fallback detector and the network's check of its boxes (engine.api.Reconstructor.locate,
+"""The fallback detector and the network's check of its boxes (engine.face_search,
 engine.verify), with the mean-face bundle: which boxes are kept is decided by stubbed checks here;
 the shipped model's real checks are tested in test_e2e_default_model.py."""
 
@@ -9,11 +9,12 @@ import pytest
 import torch
 from arrays import assert_close
 from mean_face import mean_face_keypoints
-from synthetic import gradient_photo
+from synthetic import gradient_photo, locate
 
-import engine.api as api
+import engine.passes as passes
 from engine.api import Reconstructor
 from engine.detect import FALLBACK_MIN_NEIGHBOURS, AllOf, CloseUpBoxes, FixedBoxDetector, OpenCVCascadeDetector
+from engine.passes import Refined
 from engine.types import BoundingBox
 from engine.verify import MAX_FLIP_DISAGREEMENT, flip_disagreement
 
@@ -36,16 +37,16 @@ def _rec(bundle, monkeypatch, *, boxes, settled, disagreement, primary=()):
     size = rec.bundle.input_size
 
     def refine(image, rois):
-        return np.zeros((len(rois), size, size, 3), np.float32), [None] * len(rois), list(rois), list(settled)
+        return Refined(np.zeros((len(rois), size, size, 3), np.float32), [None] * len(rois), list(rois), list(settled))
 
-    monkeypatch.setattr(rec, "_refine", refine)
+    monkeypatch.setattr(rec.passes, "refine", refine)
     checked = [d for d, ok in zip(disagreement, settled) if ok]  # only settled boxes are checked
 
     def flip(model, crops, readout, amp_dtype):
         assert len(crops) == len(checked)
         return np.asarray(checked)
 
-    monkeypatch.setattr(api, "flip_disagreement", flip)
+    monkeypatch.setattr(passes, "flip_disagreement", flip)
     return rec
 
 
@@ -57,7 +58,7 @@ def test_fallback_keeps_boxes_that_settled_and_agree_with_their_mirror(mean_face
         settled=[True, False, True],
         disagreement=[1.0, 1.0, MAX_FLIP_DISAGREEMENT + 1],
     )
-    _, _, rois = rec.locate(gradient_photo())
+    _, _, rois = locate(rec, gradient_photo())
     assert rois == [FACE_A]
 
 
@@ -69,15 +70,15 @@ def test_fallback_counts_boxes_that_converged_on_one_face_once(mean_face_bundle,
         settled=[True, True, True],
         disagreement=[2.0, 1.0, 3.0],
     )
-    _, _, rois = rec.locate(gradient_photo())
+    _, _, rois = locate(rec, gradient_photo())
     assert rois == [FACE_A_AGAIN, FACE_B]  # the more self-consistent of the pair; largest first
-    _, _, largest = rec.locate(gradient_photo(), all_faces=False)
+    _, _, largest = locate(rec, gradient_photo(), all_faces=False)
     assert largest == [FACE_A_AGAIN]
 
 
 def test_nothing_confirmed_is_no_face(mean_face_bundle, monkeypatch):
     rec = _rec(mean_face_bundle, monkeypatch, boxes=[FACE_A], settled=[False], disagreement=[1.0])
-    maps, transforms, rois = rec.locate(gradient_photo())
+    maps, transforms, rois = locate(rec, gradient_photo())
     assert maps.shape[0] == 0 and transforms == [] and rois == []
     assert rec(gradient_photo()) == []
 
@@ -87,17 +88,17 @@ def test_fallback_runs_only_when_the_detector_finds_nothing(mean_face_bundle):
         mean_face_bundle, detector=FixedBoxDetector([FACE_A]), fallback_detector=NeverCalled()
     )
     assert len(rec(gradient_photo())) == 1
-    rec.detector = FixedBoxDetector([])
+    rec.search.detector = FixedBoxDetector([])
     assert rec(gradient_photo(), boxes=[]) == []  # given boxes replace detection: no fallback either
 
 
 def test_default_fallback_only_with_the_default_detector(mean_face_bundle):
     default = Reconstructor.from_bundle(mean_face_bundle)
-    assert isinstance(default.fallback_detector, AllOf)
-    cascade, close_up = default.fallback_detector.detectors
+    assert isinstance(default.search.fallback_detector, AllOf)
+    cascade, close_up = default.search.fallback_detector.detectors
     assert isinstance(cascade, OpenCVCascadeDetector) and cascade.min_neighbours == FALLBACK_MIN_NEIGHBOURS
     assert isinstance(close_up, CloseUpBoxes)
-    assert Reconstructor.from_bundle(mean_face_bundle, detector=FixedBoxDetector([])).fallback_detector is None
+    assert Reconstructor.from_bundle(mean_face_bundle, detector=FixedBoxDetector([])).search.fallback_detector is None
 
 
 class _Shifted(torch.nn.Module):
@@ -120,16 +121,16 @@ def test_flip_disagreement_measures_in_percent_of_the_landmark_box(mean_face_bun
     crops = np.zeros((2, size, size, 3), np.uint8)
     kp = mean_face_keypoints(rec.layout)[:, :2]
     box = np.sqrt(np.prod(kp.max(axis=0) - kp.min(axis=0)))
-    assert (flip_disagreement(rec.model, crops, rec.readout) < 2 * 1.0 / box * 100).all()  # |e| < 1 px
+    assert (flip_disagreement(rec.passes.model, crops, rec.passes.readout) < 2 * 1.0 / box * 100).all()  # |e| < 1 px
     dx = 3.0
-    both = sum(flip_disagreement(_Shifted(rec.model, d), crops, rec.readout) for d in (dx, -dx))
+    both = sum(flip_disagreement(_Shifted(rec.passes.model, d), crops, rec.passes.readout) for d in (dx, -dx))
     assert_close(both, [4 * dx / box * 100] * 2, ASYMMETRY_PCT, "disagreement of ±dx-shifted models")
 
 
 def test_flip_disagreement_refuses_bad_crops(mean_face_bundle):
     rec = Reconstructor.from_bundle(mean_face_bundle)
     with pytest.raises(ValueError, match="crops"):
-        flip_disagreement(rec.model, np.zeros((0, 8, 8, 3), np.uint8), rec.readout)
+        flip_disagreement(rec.passes.model, np.zeros((0, 8, 8, 3), np.uint8), rec.passes.readout)
 
 
 def test_close_up_boxes_are_centred_squares_of_the_shorter_side():

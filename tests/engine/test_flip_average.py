@@ -15,6 +15,7 @@ from engine.bundle import load_bundle, sha256_file
 from engine.errors import BundleFormatError
 from engine.layout import default_layout
 from engine.model import PositionMapNet, predict_position_maps, unmirror_maps
+from engine.options import ReconstructOptions
 
 FP32_PX = 1e-3  # float32 round-off of a small random network's output, px
 SIZE = 32  # crop side of the small test network
@@ -78,11 +79,11 @@ def test_the_default_layout_mirrors_by_columns():
 
 def test_bundle_setting_is_the_reconstructor_default(bundle_copy):
     assert load_bundle(bundle_copy).flip_average is False  # no "inference" block: off
-    assert Reconstructor.from_bundle(bundle_copy).flip_average is False
+    assert Reconstructor.from_bundle(bundle_copy).passes.flip_average is False
     edit_bundle_meta(bundle_copy, lambda m: m.update(inference={"flip_average": True}))
     assert load_bundle(bundle_copy).flip_average is True
-    assert Reconstructor.from_bundle(bundle_copy).flip_average is True
-    assert Reconstructor.from_bundle(bundle_copy, flip_average=False).flip_average is False
+    assert Reconstructor.from_bundle(bundle_copy).passes.flip_average is True
+    assert Reconstructor.from_bundle(bundle_copy, ReconstructOptions(flip_average=False)).passes.flip_average is False
 
 
 def test_bad_flip_settings_are_named(bundle_copy):
@@ -100,4 +101,4 @@ def test_bad_flip_settings_are_named(bundle_copy):
         load_bundle(bundle_copy)
     edit_bundle_meta(bundle_copy, lambda m: m.pop("inference"))
     with pytest.raises(ValueError, match="mirrors by columns"):
-        Reconstructor.from_bundle(bundle_copy, flip_average=True)
+        Reconstructor.from_bundle(bundle_copy, ReconstructOptions(flip_average=True))

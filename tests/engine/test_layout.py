@@ -67,8 +67,8 @@ def test_matches_prnet_layout(shared_data):
 
 
 def test_builder_reproduces_committed_layout(shared_data):
-    from engine.training.bfm import load_topology
-    from engine.training.layout_builder import build_layout
+    from training.bfm import load_topology
+    from training.layout_builder import build_layout
 
     built = build_layout(load_topology(shared_data / "teacher"))
     lay = default_layout()

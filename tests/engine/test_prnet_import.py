@@ -23,9 +23,9 @@ from engine.cli import main as cli_main
 from engine.errors import WeightsMismatchError
 from engine.layout import default_layout
 from engine.model import PositionMapNet
-from engine.prnet_import import SCOPE, _expected_mapping, is_optimizer_state, map_official_variables
-from engine.prnet_layout import CANONICAL_MM_PER_UNIT, LAYOUT_ID, load_prnet_layout
-from engine.tf_checkpoint import read_index
+from engine.prnet_import.importer import SCOPE, _expected_mapping, is_optimizer_state, map_official_variables
+from engine.prnet_import.layout import CANONICAL_MM_PER_UNIT, LAYOUT_ID, load_prnet_layout
+from engine.prnet_import.tf_checkpoint import read_index
 
 SHARED = Path(os.environ.get("PRNET_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 OFFICIAL_INDEX = SHARED / "prnet_official" / "256_256_resfcn256_weight.index"

@@ -210,18 +210,19 @@ def test_a_bundle_refuses_a_landmark_model_for_another_map_size(bundle_copy):
 def test_reconstructor_fits_the_landmarks_only_when_asked(bundle_copy):
     from engine.api import Reconstructor
     from engine.crop import CropTransform
+    from engine.options import ReconstructOptions
     from engine.types import BoundingBox
 
     m = random_model(np.random.default_rng(9))
     bundle = attach_landmark_model(bundle_copy, m)
-    on, off = Reconstructor(bundle), Reconstructor(bundle, fit_landmarks=False)
+    on, off = Reconstructor(bundle), Reconstructor(bundle, ReconstructOptions(fit_landmarks=False))
     s = bundle.input_size
     out_map = np.random.default_rng(10).uniform(0, s, size=(s, s, 3)).astype(np.float32)
     t = CropTransform.from_roi(BoundingBox(10.0, 20.0, 210.0, 220.0), s)
-    raw = t.to_image(on.readout.keypoints(out_map))
-    assert np.allclose(off.landmarks(out_map, t), raw)
-    assert np.allclose(on.landmarks(out_map, t), t.to_image(m.fit(on.readout.keypoints(out_map))))
-    assert not np.allclose(on.landmarks(out_map, t), raw, atol=1.0)
+    raw = t.to_image(on.passes.readout.keypoints(out_map))
+    assert np.allclose(off.passes.landmarks(out_map, t), raw)
+    assert np.allclose(on.passes.landmarks(out_map, t), t.to_image(m.fit(on.passes.readout.keypoints(out_map))))
+    assert not np.allclose(on.passes.landmarks(out_map, t), raw, atol=1.0)
 
 
 def test_reconstructor_hands_the_map_to_a_model_with_map_points(bundle_copy):
@@ -235,7 +236,7 @@ def test_reconstructor_hands_the_map_to_a_model_with_map_points(bundle_copy):
     rec = Reconstructor(bundle)
     out_map = np.random.default_rng(23).uniform(0, s, size=(s, s, 3)).astype(np.float32)
     t = CropTransform.from_roi(BoundingBox(10.0, 20.0, 210.0, 220.0), s)
-    expected = t.to_image(m.fit(rec.readout.keypoints(out_map), out_map))
-    assert np.allclose(rec.landmarks(out_map, t), expected)
-    without_map = replace(m, map_weight=0.0).fit(rec.readout.keypoints(out_map), out_map)
+    expected = t.to_image(m.fit(rec.passes.readout.keypoints(out_map), out_map))
+    assert np.allclose(rec.passes.landmarks(out_map, t), expected)
+    without_map = replace(m, map_weight=0.0).fit(rec.passes.readout.keypoints(out_map), out_map)
     assert not np.allclose(expected, t.to_image(without_map))

@@ -1,4 +1,4 @@
-"""engine.crc32c and engine.tf_checkpoint: CRC-32C vectors, bit-exact checkpoint round trips, errors."""
+"""engine.crc32c and engine.prnet_import.tf_checkpoint: CRC-32C vectors, bit-exact checkpoint round trips, errors."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from tf_checkpoint_writer import write_checkpoint, write_table
 
-from engine import crc32c
-from engine.tf_checkpoint import CheckpointError, load_checkpoint, read_index, read_table, read_tensor
+from engine.prnet_import import crc32c
+from engine.prnet_import.tf_checkpoint import CheckpointError, load_checkpoint, read_index, read_table, read_tensor
 
 # Published CRC-32C check values (iSCSI, RFC 3720 §B.4) and the standard "123456789" check.
 CRC_VECTORS = [

@@ -1,4 +1,4 @@
-"""Quarter-turn search (engine.turns, Reconstructor.locate): the frame maps on synthetic pixels first,
+"""Quarter-turn search (engine.turns, engine.face_search): the frame maps on synthetic pixels first,
 then a face that the detector finds only in the turned photo, with the deterministic mean-face bundle."""
 
 from __future__ import annotations
@@ -8,9 +8,12 @@ import pytest
 from arrays import assert_close
 from synthetic import gradient_photo
 
-from engine.api import RESTART_DISAGREEMENT, Reconstructor, restart_wins
+from engine.api import Reconstructor
 from engine.crop import CropTransform
 from engine.detect import FixedBoxDetector, overlap_of_smaller
+from engine.face_search import RESTART_DISAGREEMENT, restart_wins
+from engine.options import ReconstructOptions
+from engine.passes import Refined
 from engine.turns import QUARTER_TURNS, TurnedCrop, box_from_turned, from_turned, to_turned, turn_image
 from engine.types import BoundingBox
 from engine.verify import MAX_FLIP_DISAGREEMENT
@@ -79,7 +82,9 @@ def test_a_face_found_only_turned_comes_back_in_the_photo_frame(mean_face_bundle
     detector = UprightOnly(FACE_IN_TURNED, first_turn_only=True)
     (face,) = Reconstructor.from_bundle(mean_face_bundle, detector=detector)(photo, texture_size=256)
     assert detector.calls == [(h, w), (w, h), (w, h)]  # upright first, then a quarter turn each way
-    plain = Reconstructor.from_bundle(mean_face_bundle, detector=UprightOnly(FACE_IN_TURNED), turn_search=False)
+    plain = Reconstructor.from_bundle(
+        mean_face_bundle, detector=UprightOnly(FACE_IN_TURNED), options=ReconstructOptions(turn_search=False)
+    )
     (ref,) = plain(turn_image(photo, 1), texture_size=256)  # the same face, reconstructed in the turned photo
     assert face.image_size == (h, w)
     assert face.box == box_from_turned(ref.box, 1, (h, w))
@@ -105,7 +110,7 @@ def test_no_turn_search_when_upright_finds_a_face_or_boxes_are_given_or_it_is_of
     landscape = gradient_photo(240, 400)
     detector.calls.clear()
     assert rec(landscape, boxes=[], texture_size=256) == [] and detector.calls == []
-    off = Reconstructor.from_bundle(mean_face_bundle, detector=detector, turn_search=False)
+    off = Reconstructor.from_bundle(mean_face_bundle, detector=detector, options=ReconstructOptions(turn_search=False))
     assert off(landscape, texture_size=256) == [] and len(detector.calls) == 1
 
 
@@ -126,11 +131,11 @@ def test_a_turn_whose_face_disagrees_with_its_mirror_is_passed_over(mean_face_bu
     def disagreement(image, rois):  # the first turn (k = 1) is doubtful
         return np.full(len(rois), MAX_FLIP_DISAGREEMENT + 1.0 if _first_turn(image) else 0.0)
 
-    monkeypatch.setattr(rec, "mirror_disagreement", disagreement)
+    monkeypatch.setattr(rec.passes, "mirror_disagreement", disagreement)
     (face,) = rec(photo, texture_size=256)
-    (ref,) = Reconstructor.from_bundle(mean_face_bundle, detector=UprightOnly(FACE_IN_TURNED), turn_search=False)(
-        turn_image(photo, 3), texture_size=256
-    )
+    (ref,) = Reconstructor.from_bundle(
+        mean_face_bundle, detector=UprightOnly(FACE_IN_TURNED), options=ReconstructOptions(turn_search=False)
+    )(turn_image(photo, 3), texture_size=256)
     assert face.box == box_from_turned(ref.box, 3, (h, w))
     assert_close(face.landmarks_3d, from_turned(ref.landmarks_3d, 3, (h, w)), POSITION_PX, "landmarks")
 
@@ -141,10 +146,9 @@ def test_of_two_turns_that_both_confirm_a_face_the_one_agreeing_better_wins(mean
     photo = gradient_photo(240, 400)
     rec = Reconstructor.from_bundle(mean_face_bundle, detector=UprightOnly(FACE_IN_TURNED))
     monkeypatch.setattr(
-        rec, "mirror_disagreement", lambda image, rois: np.full(len(rois), 3.2 if _first_turn(image) else 0.9)
+        rec.passes, "mirror_disagreement", lambda image, rois: np.full(len(rois), 3.2 if _first_turn(image) else 0.9)
     )
-    _, transforms, _ = rec.locate(photo)
-    assert [t.k for t in transforms] == [3]
+    assert [t.k for t in rec.search.find(photo).transforms] == [3]
 
 
 SQUARE = 400
@@ -165,11 +169,11 @@ def _centre_face_rec(bundle, monkeypatch, upright: float, first_turn: float, sec
         return np.full(len(rois), d)
 
     def refine_in_place(image, rois):  # the mean face would pull every crop elsewhere; keep them where they are
-        maps, transforms = rec.run_network(image, rois)
-        return maps, transforms, list(rois), [True] * len(rois)
+        maps, transforms = rec.passes.run_network(image, rois)
+        return Refined(maps, transforms, list(rois), [True] * len(rois))
 
-    monkeypatch.setattr(rec, "mirror_disagreement", disagreement)
-    monkeypatch.setattr(rec, "_refine", refine_in_place)
+    monkeypatch.setattr(rec.passes, "mirror_disagreement", disagreement)
+    monkeypatch.setattr(rec.passes, "refine", refine_in_place)
     return rec
 
 
@@ -177,7 +181,8 @@ def test_a_doubtful_face_is_replaced_by_a_face_found_turned_on_the_same_spot(mea
     """A face lying on its side can draw a cascade box upright that is not it (image04024: 15.8 %
     upright, 4.2 % turned): the better turned face passes the restarts' rule and replaces it."""
     rec = _centre_face_rec(mean_face_bundle, monkeypatch, upright=15.0, first_turn=4.5, second_turn=4.0)
-    _, transforms, rois = rec.locate(gradient_photo(SQUARE, SQUARE))
+    found = rec.search.find(gradient_photo(SQUARE, SQUARE))
+    transforms, rois = found.transforms, found.rois
     assert len(rec.calls) == 3  # upright, then a quarter turn each way
     assert len(rois) == 1 and isinstance(transforms[0], TurnedCrop) and transforms[0].k == 3
     assert overlap_of_smaller(rois[0], CENTRE_BOX) > 0.5  # in the photo's own frame
@@ -197,13 +202,15 @@ def test_a_turned_face_replaces_an_upright_one_only_by_the_restart_rule(
 ):
     assert replaced == (searched and restart_wins(turned, upright))
     rec = _centre_face_rec(mean_face_bundle, monkeypatch, upright=upright, first_turn=turned, second_turn=turned)
-    _, transforms, rois = rec.locate(gradient_photo(SQUARE, SQUARE))
+    found = rec.search.find(gradient_photo(SQUARE, SQUARE))
+    transforms, rois = found.transforms, found.rois
     assert len(rois) == 1 and len(rec.calls) == (3 if searched else 1)
     assert isinstance(transforms[0], TurnedCrop) == replaced
 
 
 def test_without_refinement_an_upright_face_is_not_checked_or_turned(mean_face_bundle, monkeypatch):
     rec = _centre_face_rec(mean_face_bundle, monkeypatch, upright=15.0, first_turn=0.5, second_turn=0.5)
-    rec.refine = False
-    _, transforms, rois = rec.locate(gradient_photo(SQUARE, SQUARE))
+    rec.passes.refine_crops = False
+    found = rec.search.find(gradient_photo(SQUARE, SQUARE))
+    transforms, rois = found.transforms, found.rois
     assert len(rois) == 1 and len(rec.calls) == 1 and not isinstance(transforms[0], TurnedCrop)

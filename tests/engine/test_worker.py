@@ -90,7 +90,11 @@ def test_the_model_stays_warm_and_reloads_for_another_bundle(served, mean_face_b
     [
         ({"cmd": "reconstruct", "photo": "/no/such/photo.jpg"}, "bad_input", "not found"),
         ({"cmd": "reconstruct"}, "bad_input", "photo"),
-        ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"texture_size": 300}}, "bad_input", "texture_size"),
+        ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"texture_size": 8192}}, "bad_input", "texture size"),
+        ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"texture_size": "1024"}}, "bad_input", "texture size"),
+        ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"boxes": [[0, 0, 1e999, 9]]}}, "bad_input", "finite"),
+        ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"all_faces": "yes"}}, "bad_input", "all_faces"),
+        ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"texture": 512}}, "bad_input", "unknown options"),
         ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"device": "tpu"}}, "bad_input", "device"),
         ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"bundle": "/no/bundle"}}, "no_model", "bundle"),
         ({"cmd": "fly"}, "bad_input", "unknown command"),
@@ -101,6 +105,16 @@ def test_bad_requests_get_one_clear_line(served, request_, kind, text):
     assert worker.handle({"id": 9, **request_}) is True
     reply = messages()[-1]
     assert reply["ok"] is False and reply["kind"] == kind and text in reply["error"] and "\n" not in reply["error"]
+
+
+@pytest.mark.parametrize("rid", [[1], {"a": 1}, "../../tmp/x", "", True, 1.5, "x" * 65])
+def test_a_request_whose_id_cannot_name_its_folder_is_refused(served, tmp_path, rid):
+    worker, messages = served
+    before = sorted(worker.workdir.iterdir())
+    assert worker.handle({"id": rid, "cmd": "reconstruct", "photo": str(sample_photo_path())}) is True
+    reply = messages()[-1]
+    assert reply["id"] is None and reply["kind"] == "bad_input" and "id" in reply["error"]
+    assert sorted(worker.workdir.iterdir()) == before
 
 
 def test_a_photo_without_a_face_is_reported_as_such(served, tmp_path):
@@ -122,14 +136,17 @@ def test_cancelled_requests_stop_and_shutdown_ends_the_loop(served):
 
 
 def test_the_process_speaks_only_protocol_on_stdout_and_exits_at_end_of_input(tmp_path):
-    lines = '{"id": 1, "cmd": "ping"}\nnot json\n{"id": 2, "cmd": "cancel", "target": 5}\n'
+    lines = (
+        '{"id": 1, "cmd": "ping"}\nnot json\n{"id": 2, "cmd": "cancel", "target": 5}\n'
+        '{"id": 3, "cmd": "cancel", "target": {"x": 1}}\n{"id": 4, "cmd": "ping"}\n'
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "engine.worker", "--workdir", str(tmp_path)],
         input=lines, capture_output=True, text=True, cwd=REPO, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0
     replies = {r["id"]: r for r in map(json.loads, proc.stdout.splitlines())}  # cancels are answered at once
-    assert set(replies) == {1, None, 2} and replies[1]["ok"] and replies[2]["ok"]
+    assert set(replies) == {1, None, 2, 4} and replies[1]["ok"] and replies[2]["ok"] and replies[4]["ok"]
     assert replies[None]["kind"] == "bad_input" and "ready" in proc.stderr
 
 

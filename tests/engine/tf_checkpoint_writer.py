@@ -1,6 +1,6 @@
 """A small writer of TensorFlow V2 checkpoints (index table + one data shard), for tests only.
 
-Writes what ``tf.train.Saver`` writes, independently of ``engine.tf_checkpoint``'s parsing code:
+Writes what ``tf.train.Saver`` writes, independently of ``engine.prnet_import.tf_checkpoint``'s parsing code:
 a LevelDB-format table (prefix-compressed keys, a restart point every ``restart_interval`` keys,
 blocks cut at ``block_size`` bytes, each followed by a type byte and a masked CRC-32C), an index
 block whose keys are each block's last key, an empty metaindex block and the 48-byte footer. Values
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import crc32c
+from engine.prnet_import import crc32c
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 DT_ENUM = {

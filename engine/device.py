@@ -1,0 +1,69 @@
+"""Where the network runs and in which precision: device names, the choice of "auto", autocast.
+
+Stdlib only at import (torch is imported by the functions that need it), so that option checks
+(engine.options) and the Blender add-on can read :data:`DEVICES` without loading torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import InvalidOptionError
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICES = ("cpu", "cuda", "mps", "auto")  # "cuda:N" also names one CUDA GPU
+DEFAULT_DEVICE = "cpu"  # the CPU build of torch is what the install commands give
+
+
+def check_device_name(name: object) -> str:
+    """``name`` lower-cased when it is one of :data:`DEVICES` or ``cuda:N``; InvalidOptionError otherwise
+    (no check of the hardware: see :func:`pick_device`)."""
+    if not isinstance(name, str):
+        raise InvalidOptionError(f"device must be one of {', '.join(DEVICES)} (or cuda:N), got {name!r}")
+    low = name.lower()
+    if low in DEVICES or (low.startswith("cuda:") and low[5:].isdigit()):
+        return low
+    raise InvalidOptionError(f"device must be one of {', '.join(DEVICES)} (or cuda:N), got {name!r}")
+
+
+def pick_device(name: str) -> torch.device:
+    """A checked device name (:func:`check_device_name`) → torch device: "auto" → cuda, else mps, else
+    cpu; an explicit GPU that torch cannot see is an InvalidOptionError."""
+    import torch
+
+    name = check_device_name(name)
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidOptionError("device 'cuda' requested but torch sees no CUDA GPU (is this a CPU build of torch?)")
+    if name == "mps" and not has_mps:
+        raise InvalidOptionError("device 'mps' requested but Metal is not available here")
+    return torch.device(name)
+
+
+def available_devices() -> list[str]:
+    """The devices this machine can run the network on, CPU first."""
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 where the hardware runs it fast (a CPU with AMX tiles; CUDA, or fp16 on GPUs without
+    bf16), else None: full precision."""
+    import torch
+
+    if device.type == "cpu":
+        is_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return torch.bfloat16 if (is_amx is not None and is_amx()) else None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None

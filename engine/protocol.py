@@ -1,0 +1,115 @@
+"""The worker protocol, spelled once: what the Blender add-on and ``python -m engine.worker`` exchange.
+
+Stdlib only (with engine.options, engine.device and engine.errors, also stdlib only), so the add-on
+imports it without torch or numpy (prnet_blender.interpreter.engine_module).
+
+Messages are UTF-8 JSON objects, one per line; every message carries its request's ``id`` (an
+integer, or a string of letters, digits, ``-`` and ``_``: it names the request's result folder)::
+
+    request   {"id": 7, "cmd": "ping"}
+              {"id": 8, "cmd": "load", "options": {...}}          load the model now (pre-warm)
+              {"id": 9, "cmd": "reconstruct", "photo": "/abs/photo.jpg", "options": {...}}
+              {"id": 10, "cmd": "cancel", "target": 9}           abandon request 9 at its next stage
+              {"id": 11, "cmd": "shutdown"}
+    options   see :data:`OPTION_DEFAULTS` and :func:`request_options`
+    progress  {"id": 9, "progress": 0.2, "stage": "reconstructing"}           0 ≤ progress ≤ 1
+    reply     {"id": 9, "ok": true, "faces": [face, ...], "bundle_id": "...", "landmark_names": [68 names],
+               "timings_ms": {stage: ms}}
+              {"id": 7, "ok": true, "pid": 123, "torch": "2.13.0", "cuda": false}          (ping)
+              {"id": 8, "ok": true, "bundle_id": "...", "device": "cpu"}                     (load)
+              {"id": 10, "ok": true}                                              (cancel, shutdown)
+    error     {"id": 9, "ok": false, "kind": KIND, "error": "one line for the artist"}
+              (a line that is not a JSON object, or whose id is not valid, gets this with "id": null)
+    face      {"npz": "/DIR/9/face_1.npz", "texture_png": "/DIR/9/face_1_texture.png",
+               "background": photo or an upright copy, "yaw": .., "pitch": .., "roll": .. (degrees),
+               "box": [left, top, right, bottom, score], "bundle_id": "...", "image_size": [h, w],
+               "n_vertices": N}
+
+Each face's .npz (engine.export.write_npz) holds :data:`NPZ_ARRAYS` (the add-on reads those) and
+every other array of the FaceReconstruction. Files of request ``id`` live in ``DIR/<id>/``; the
+client deletes them once it has read them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .device import check_device_name
+from .errors import InvalidOptionError
+from .options import DEFAULT_TEXTURE_SIZE, check_texture_size, parse_boxes
+
+PING, LOAD, RECONSTRUCT, CANCEL, SHUTDOWN = "ping", "load", "reconstruct", "cancel", "shutdown"
+COMMANDS = (PING, LOAD, RECONSTRUCT, CANCEL, SHUTDOWN)
+
+# Error kinds of a failed request, and what each means for the artist.
+NO_FACE = "no_face"  # the photo holds no detectable face
+BAD_INPUT = "bad_input"  # photo unreadable, bad option, unknown command
+NO_MODEL = "no_model"  # bundle missing or failing its checks
+CANCELLED = "cancelled"  # cancelled by a cancel request
+INTERNAL = "internal"  # anything else (a bug): the message names the exception
+ERROR_KINDS = (NO_FACE, BAD_INPUT, NO_MODEL, CANCELLED, INTERNAL)
+
+OPTION_DEFAULTS = {
+    "texture_size": DEFAULT_TEXTURE_SIZE,  # UV texture side, px (engine.options' limits)
+    "all_faces": False,  # the largest face only: a click in Blender builds one head
+    "symmetric_fill": False,  # fill the hidden side of the texture from the seen side
+    "device": None,  # None: the worker's --device
+    "bundle": None,  # model bundle folder; None: the worker's --bundle, else the shipped model
+    "boxes": None,  # [[left, top, right, bottom], ...] photo px: skip detection
+}
+
+# Arrays of a face's .npz that the add-on reads (prnet_blender.result), by name.
+NPZ_ARRAYS = (
+    "vertices",  # (N, 3) float32 image px
+    "frontal_vertices",  # (N, 3) float32 canonical mm
+    "triangles",  # (T, 3) int32
+    "uv",  # (N, 2) float32, v up
+    "landmarks_3d",  # (68, 3) float32 image px
+    "landmark_visibility",  # (68,) bool
+    "texture",  # (H, W, 3) uint8, row 0 = v 1
+    "pose_rotation",  # (3, 3)
+    "pose_translation",  # (3,)
+    "pose_scale",  # ()
+    "pose_yaw_pitch_roll",  # (3,) degrees
+    "box",  # (5,) left, top, right, bottom, score
+    "image_size",  # (2,) height, width
+)
+
+EXIT_MISSING_PACKAGES = 3  # the worker's exit code when its Python lacks torch / numpy / opencv / scipy
+MAX_ID_LENGTH = 64
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def valid_id(rid: Any) -> bool:
+    """Whether ``rid`` may identify a request: an integer (not a bool), or a non-empty string of
+    letters, digits, ``-`` and ``_`` of at most :data:`MAX_ID_LENGTH` characters (it names a folder)."""
+    if isinstance(rid, int) and not isinstance(rid, bool):
+        return True
+    return isinstance(rid, str) and len(rid) <= MAX_ID_LENGTH and _ID_PATTERN.fullmatch(rid) is not None
+
+
+def request_options(raw: Any, *, device: str, bundle: str | None) -> dict[str, Any]:
+    """A request's ``options`` object checked and completed with :data:`OPTION_DEFAULTS` (``device``
+    and ``bundle``: the worker's own defaults); InvalidOptionError naming the bad option. ``boxes``
+    come back as engine.types.BoundingBox (or None)."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise InvalidOptionError(f"options must be an object, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(OPTION_DEFAULTS))
+    if unknown:
+        raise InvalidOptionError(f"unknown options {unknown}; known: {sorted(OPTION_DEFAULTS)}")
+    opts = {**OPTION_DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
+    for name in ("all_faces", "symmetric_fill"):
+        if not isinstance(opts[name], bool):
+            raise InvalidOptionError(f"{name} must be true or false, got {opts[name]!r}")
+    if opts["bundle"] is not None and not isinstance(opts["bundle"], str):
+        raise InvalidOptionError(f"bundle must be a folder path, got {opts['bundle']!r}")
+    return {
+        "texture_size": check_texture_size(opts["texture_size"]),
+        "all_faces": opts["all_faces"],
+        "symmetric_fill": opts["symmetric_fill"],
+        "device": check_device_name(opts["device"] or device),
+        "bundle": opts["bundle"] or bundle,
+        "boxes": None if opts["boxes"] is None else parse_boxes(opts["boxes"], what="boxes option"),
+    }

@@ -1,0 +1,50 @@
+"""Where the ``engine`` package is, and its stdlib-only modules the add-on shares with the worker.
+
+The add-on and the engine worker must agree on the protocol (engine.protocol) and on the options'
+limits (engine.options, engine.device). Those modules are stdlib only, so the add-on loads them
+from the engine folder it ships (or the repo checkout's) under a private package name,
+:data:`ALIAS`: no sys.path edit, no torch or numpy, and no clash with another ``engine`` package
+Blender's Python may have. No bpy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ALIAS = "_prnet_engine"  # the engine package's name inside Blender's Python
+SHARED_MODULES = ("protocol", "options", "device", "errors")  # stdlib only (tests/engine/test_boundaries.py)
+
+
+def engine_root() -> Path | None:
+    """The folder holding the ``engine`` package: inside the built extension, else the repo root."""
+    here = Path(__file__).resolve().parent
+    for folder in (here, here.parent):
+        if (folder / "engine" / "worker.py").is_file():
+            return folder
+    return None
+
+
+def engine_module(name: str) -> ModuleType:
+    """``engine.<name>`` for one of :data:`SHARED_MODULES`, loaded once under :data:`ALIAS`."""
+    if name not in SHARED_MODULES:
+        raise ValueError(f"the add-on shares only {SHARED_MODULES} with the engine, not {name!r}")
+    if ALIAS not in sys.modules:
+        root = engine_root()
+        if root is None:
+            raise ImportError("the engine package is missing beside the add-on (a broken install?)")
+        package = root / "engine"
+        spec = importlib.util.spec_from_file_location(
+            ALIAS, package / "__init__.py", submodule_search_locations=[str(package)]
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[ALIAS] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[ALIAS]
+            raise
+    return importlib.import_module(f"{ALIAS}.{name}")
