@@ -1,4 +1,4 @@
-"""Build the Blender extension: ``python build.py [--bundle DIR | --no-bundle] [-o dist]``.
+"""Build the Blender extension: ``python build.py [--bundle DIR | --no-weights] [-o dist]``.
 
 Assembles a staging folder laid out as Blender wants an add-on extension — the ``prnet_blender``
 package's files at the root, ``blender_manifest.toml`` beside them, the engine vendored as
@@ -8,12 +8,20 @@ Blender's own ``extension build`` and ``extension validate`` on it. Blender's ex
 in the bpy wheel (``bpy/<version>/scripts/addons_core/bl_pkg/cli/blender_ext.py``) and runs under
 plain Python, so no Blender binary is needed; ``--blender PATH`` uses ``PATH --command extension``
 instead. Output: ``dist/prnet_blender-<version>.zip``.
+
+Licences: the code is GPL-3.0-or-later; a model bundle carries its own licence (bundle.json
+``licence``; the shipped model's is research / non-commercial, from its training data). When a
+bundle ships, the staged manifest lists that licence beside the code's (:func:`manifest_with_model`),
+so the artist sees it in Blender's extension list; ``--no-weights`` builds a zip whose only licence is
+the code's (no weights, and no file derived from the research data), and the artist selects a bundle
+in the add-on's preferences.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -30,6 +38,8 @@ VENDORED_BUNDLE = Path("engine") / "_weights" / "default"
 DEV_FILES = ("__pycache__", "*.pyc", ".*", "ruff.toml")  # development files, never shipped
 ENGINE_EXCLUDE = ("_weights", *DEV_FILES)
 BUNDLE_EXCLUDE = ("*.tmp", ".*", "__pycache__")
+MODEL_LICENCE_REF = "LicenseRef-research-non-commercial"  # the shipped weights' licence, as Blender lists it
+MODEL_YEAR = "2026"  # copyright line of the shipped weights (Blender wants a year first)
 EXT_TOOL = Path("scripts") / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
 EXT_TAGS = Path("scripts") / "modules" / "_bpy_internal" / "extensions" / "tags.py"
 
@@ -57,15 +67,39 @@ def manifest_version() -> str:
 def stage(staging: Path, bundle: Path | None) -> None:
     """Lay the extension's files out in ``staging``."""
     shutil.copytree(ADDON_DIR, staging, ignore=shutil.ignore_patterns(*DEV_FILES), dirs_exist_ok=True)
-    shutil.copy2(REPO / MANIFEST, staging / MANIFEST)
+    manifest = (REPO / MANIFEST).read_text(encoding="utf-8")
     shutil.copytree(ENGINE_DIR, staging / "engine", ignore=shutil.ignore_patterns(*ENGINE_EXCLUDE))
     if bundle is not None:
         if not (bundle / "bundle.json").is_file():
             raise SystemExit(
                 f"no model bundle at {bundle} (bundle.json missing): train or import one (weights/README.md), "
-                "pass --bundle DIR, or --no-bundle to ship without a model"
+                "pass --bundle DIR, or --no-weights to ship without a model"
             )
         shutil.copytree(bundle, staging / VENDORED_BUNDLE, ignore=shutil.ignore_patterns(*BUNDLE_EXCLUDE))
+        licence = json.loads((bundle / "bundle.json").read_text(encoding="utf-8")).get("licence", "")
+        manifest = manifest_with_model(manifest, str(licence))
+    (staging / MANIFEST).write_text(manifest, encoding="utf-8")
+
+
+def manifest_with_model(manifest: str, licence: str) -> str:
+    """The manifest text with the shipped model's licence added to ``license`` (as an SPDX LicenseRef:
+    Blender lists it beside the code's) and named in ``copyright``; a bundle without a stated
+    licence is refused, since an artist could not tell what they may do with it."""
+    if not licence.strip():
+        raise SystemExit("the model bundle states no licence (bundle.json 'licence'): refusing to ship it")
+    ref = MODEL_LICENCE_REF if "non-commercial" in licence else "LicenseRef-model-weights"
+    found = re.search(r"^license = \[(.*)\]$", manifest, re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"{MANIFEST} has no one-line license list")
+    manifest = manifest.replace(found.group(0), f'license = [{found.group(1)}, "{ref}"]')
+    summary = licence.split(" (")[0].replace('"', "'")
+    return re.sub(
+        r"^copyright = \[(.*)\]$",
+        lambda m: f'copyright = [{m.group(1)}, "{MODEL_YEAR} model weights: {summary}"]',
+        manifest,
+        count=1,
+        flags=re.MULTILINE,
+    )
 
 
 def extension_command(blender: str | None) -> tuple[list[str], list[str]]:
@@ -107,10 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument(
         "--bundle", type=Path, default=DEFAULT_BUNDLE, help="model bundle to ship (default weights/default)"
     )
-    which.add_argument("--no-bundle", action="store_true", help="ship no model (set one in the add-on preferences)")
+    which.add_argument(
+        "--no-weights",
+        action="store_true",
+        help="ship no model: the zip's only licence is the code's GPL (set a bundle in the add-on preferences)",
+    )
     parser.add_argument("--blender", help="a Blender executable to build with instead of the bpy wheel's tool")
     args = parser.parse_args(argv)
-    zip_path = build(output=args.output, bundle=None if args.no_bundle else args.bundle, blender=args.blender)
+    zip_path = build(output=args.output, bundle=None if args.no_weights else args.bundle, blender=args.blender)
     print(f"built {zip_path} ({zip_path.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -29,43 +29,27 @@ from .types import BoundingBox
 FRONTAL, PROFILE_LEFT, PROFILE_RIGHT, ROI = "frontal", "profile_left", "profile_right", "roi"
 KINDS = (FRONTAL, PROFILE_LEFT, PROFILE_RIGHT, ROI)  # profile_left: the nose points to image left
 
-# Settings chosen on ../shared/data/aflw2000_dev (999 images, 450 px; numbers from the calibration
-# script and a sweep with it): detection rate / boxes not on the annotated face / ms per image.
-FRONTAL_CASCADE = "haarcascade_frontalface_default.xml"  # alone: finds 68 % of AFLW faces, alt2 60 %
-PROFILE_CASCADE = "haarcascade_profileface.xml"  # its hits have the nose left of the box centre (88 %)
-DETECT_MAX_SIDE = 200  # px; 200 / 240 / 320 → 81.6 / 81.5 / 80.8 %, 27 / 56 / 107 boxes, 88 / 123 / 213 ms
+# Cascade settings and box → roi offsets were calibrated on AFLW2000-3D (docs/decisions.md, "Detector
+# calibration"; `python -m training.calibrate_detector`): the comments give each one's reason.
+FRONTAL_CASCADE = "haarcascade_frontalface_default.xml"  # finds more AFLW faces alone than alt2 (68 vs 60 %)
+PROFILE_CASCADE = "haarcascade_profileface.xml"  # OpenCV's only profile cascade (nose toward image left)
+DETECT_MAX_SIDE = 200  # px of the detection copy's long side: as many faces as 320 px at 0.4× the time
 MIN_FACE_PX = 24  # smallest face in the detection copy (the frontal cascade's window): 12 % of the long side
-SCALE_FACTOR = 1.1  # pyramid step; 1.15 is 1.5× faster but finds 5 points fewer faces (76.8 % at 240 px)
-MIN_NEIGHBOURS_FRONTAL = 4  # merged windows a frontal box needs: 3 / 4 / 6 → 82.4 / 81.6 / 80.3 %, 43 / 27 / 19
-MIN_NEIGHBOURS_PROFILE = 3  # same for profiles: 3 / 4 → 81.6 / 80.4 %, 27 / 24
+SCALE_FACTOR = 1.1  # pyramid step; 1.15 is 1.5× faster but finds 5 points fewer faces
+MIN_NEIGHBOURS_FRONTAL = 4  # merged windows a frontal box needs: fewer boxes off the face for 0.8 point of faces
+MIN_NEIGHBOURS_PROFILE = 3  # same for profiles (4 loses 1.2 points of faces)
 NMS_OVERLAP = 0.5  # intersection / smaller area above which two boxes are one face
-# The fallback, asked only when the settings above find no face (engine.api): the same cascades
-# accepting boxes of a single raw window. On the 175 dev images the default finds nothing in,
-# 3 / 2 / 1 windows (frontal, profile 2 / 1 / 1) put a box on the face in 27 / 69 / 78 of them, and
-# boxes on 3 / 8 / 11 of 300 face-free strips of the same photos; the network's check
-# (engine.verify) then rejects the false ones.
+# the fallback's cascades (frontal, profile): boxes of a single raw window, which the network then checks
 FALLBACK_MIN_NEIGHBOURS = (1, 1)
-# The fallback also proposes close-up boxes (CloseUpBoxes): centred squares of these fractions of the
-# photo's shorter side. On the same 175 images, checked by the network, 1.0 and 0.7 alone find 158 of
-# the faces (AFLW2000 photos are crops around one face, so this is where the guess is right by design;
-# in a wide photo it finds nothing and costs one check); on the 300 strips, no false face.
-# 0.5 is there for a head that fills half the photo: refined from a box twice its size, the network
-# can settle, mirror-consistent, on a roi far larger than the face (the landmarks spread over hair and
-# background, NME ≈ 20–47 %); refined from a box nearer its size, it settles on the face. With the
-# run-8 model on the 175 images (engine.verify's check, most self-consistent box per face):
-# 1.0 / 0.7 and the relaxed cascades: 159 found, NME mean 4.64 %, 1 face > 15 %; adding 0.5:
-# 162 found, 4.30 %, none > 15 % (one more refinement per fallback photo).
+# the fallback's close-ups: centred squares of these fractions of the shorter side (0.5: half-frame heads)
 CLOSE_UP_FRACTIONS = (1.0, 0.7, 0.5)
 
-# Detector box → 3DDFA roi (square, side √2 × the 68-landmark box). Offsets are fractions of the
+# Detector box → 3DDFA roi (square, side √2 × the 68-landmark box): offsets are fractions of the
 # detector box side (x right, y down; for profiles +x is where the nose points), scale = roi side /
-# box side: medians over the detections matched to the annotated face on ../shared/data/aflw2000_dev
-# (999 images) with the settings above, by `python -m training.calibrate_detector --use-fit`.
-# Result: 81.6 % of faces found; IoU of the converted roi with the true roi, mean (median), by |yaw|:
-# [0, 30] 88.4 % found, 0.799 (0.820); (30, 60] 79.6 %, 0.699 (0.713); (60, 90] 54.7 %, 0.719 (0.763).
-ROI_FRONTAL_OFFSET = (0.0004, 0.1303)  # 652 frontal boxes: the roi centre sits 13 % of a box lower
+# box side; medians over the detections on the annotated faces of AFLW2000-3D.
+ROI_FRONTAL_OFFSET = (0.0004, 0.1303)  # the roi centre sits 13 % of a frontal box lower
 ROI_FRONTAL_SCALE = 1.1983
-ROI_PROFILE_OFFSET = (0.0106, 0.1314)  # 163 profile boxes (both directions, x mirrored)
+ROI_PROFILE_OFFSET = (0.0106, 0.1314)  # both directions, x mirrored
 ROI_PROFILE_SCALE = 1.0092  # profile boxes are larger than frontal ones for the same face
 
 

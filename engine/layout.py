@@ -19,7 +19,6 @@ Layouts are stored as ``.npz`` files; no I/O happens at import time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,6 @@ N_LANDMARKS = 68
 # the same row's mirrored column. Ours (bfm-neckfree-256-v1) is within 1.17 px, PRNet's exactly 0: a
 # map's columns can then be flipped to mirror the face (flip augmentation, flip averaging).
 COLUMN_MIRROR_TOLERANCE_PX = 1.5
-DEFAULT_LAYOUT_FILE = "layout_bfm256.npz"  # computed by training.layout_builder
 
 _ARRAYS = ("face_mask", "keypoints_uv", "triangles", "weight_mask", "canonical_vertices", "mirror_uv")
 
@@ -124,9 +122,11 @@ def load_layout(path: str | Path) -> UVLayout:
 
 
 def default_layout() -> UVLayout:
-    """The layout our default model uses (shipped inside the package)."""
-    with resources.as_file(resources.files("engine.data") / DEFAULT_LAYOUT_FILE) as p:
-        return load_layout(p)
+    """The layout of the shipped model: its bundle's ``layout.npz`` (computed by
+    training.layout_builder from the Basel Face Model; the one copy of it the repository holds)."""
+    from .bundle import LAYOUT_FILE, default_bundle_path
+
+    return load_layout(default_bundle_path() / LAYOUT_FILE)
 
 
 def grid_triangles(face_mask: np.ndarray) -> np.ndarray:

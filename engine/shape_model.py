@@ -21,9 +21,8 @@ landmarks of s R X(a) + t. The s² factor makes the prior independent of the poi
 data term scales with s² too). The map points carry the face's surface into the fit: the jaw line
 follows the cheeks instead of its 17 read-out pixels alone. The fit works in any frame whose three
 axes share one unit and that has the handedness of the engine's frames (x right, y down, z toward
-the camera): crop pixels or image pixels alike. Measured on AFLW2000-3D (weights/README.md): the
-68-point model took the balanced 2D NME 4.00 → 3.92 % (run 8); with run 24's network the map points
-take 3.475 → 3.462 %, but they also move the refinement's crops (not shipped yet, see "Runs 23–24").
+the camera): crop pixels or image pixels alike. What the fit gains on AFLW2000-3D: docs/decisions.md,
+"Landmark model".
 """
 
 from __future__ import annotations

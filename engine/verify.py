@@ -2,20 +2,11 @@
 
 When the strict cascades (engine.detect) find nothing, the engine asks a relaxed cascade, whose
 boxes are often not faces. A real face passes two checks that a false box fails: its landmark
-refinement settles (the next crop would move less than ``api.REFINE_TOLERANCE``; a network shown
+refinement settles (the next crop would move less than ``engine.passes.REFINE_TOLERANCE``; a network shown
 background drifts from crop to crop), and the landmarks predicted for its crop and for the mirrored
-crop, mirrored back, agree (:func:`flip_disagreement`). Measured with the run-8 model on
-../shared/data/aflw2000_dev after the full refinement (the fallback cascade with 1 / 1 merged
-windows, on the 182 images where the strict cascades find no face, and on 300 strips of the same
-photos that hold no annotated face):
-
-=================================  ====  =======  ==============================
-boxes                              n     settled  flip disagreement median / p90
-=================================  ====  =======  ==============================
-strict detections (reference)      166   99 %     1.6 / 2.6 %
-fallback boxes on the missed face  86    93 %     1.9 / 4.2 %
-fallback boxes on background       13    8 %      21.9 / 34.0 % (lowest 5.9 %)
-=================================  ====  =======  ==============================
+crop, mirrored back, agree (:func:`flip_disagreement`). On AFLW2000-3D, real faces disagree by
+1.6–1.9 % (median) and false boxes by about 22 %: :data:`MAX_FLIP_DISAGREEMENT` lies between them
+(the table of measurements: docs/decisions.md, "The network's check").
 """
 
 from __future__ import annotations

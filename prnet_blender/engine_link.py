@@ -1,4 +1,4 @@
-"""Where the ``engine`` package is, and its stdlib-only modules the add-on shares with the worker.
+"""Where the ``engine`` package and its shipped model are, and the engine modules the add-on shares.
 
 The add-on and the engine worker must agree on the protocol (engine.protocol) and on the options'
 limits (engine.options, engine.device). Those modules are stdlib only, so the add-on loads them
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -48,3 +49,28 @@ def engine_module(name: str) -> ModuleType:
             del sys.modules[ALIAS]
             raise
     return importlib.import_module(f"{ALIAS}.{name}")
+
+
+def shipped_bundle_dir() -> Path | None:
+    """The model bundle that ships with the engine (the built extension's, else the checkout's), if any."""
+    root = engine_root()
+    if root is None:
+        return None
+    for folder in (root / "engine" / "_weights" / "default", root / "weights" / "default"):
+        if (folder / "bundle.json").is_file():
+            return folder
+    return None
+
+
+def bundle_summary(folder: str | Path | None) -> tuple[str, str] | None:
+    """(name, licence) a bundle folder's bundle.json states, for the preferences; None when the folder
+    holds no readable bundle.json (nothing is verified here: the engine does that on load)."""
+    if folder is None:
+        return None
+    try:
+        meta = json.loads((Path(folder) / "bundle.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    return str(meta.get("name", Path(folder).name)), str(meta.get("licence", "not stated"))

@@ -17,7 +17,7 @@ from pathlib import Path
 import bpy
 from bpy.props import FloatProperty, StringProperty
 
-from . import client, interpreter
+from . import client, engine_link, interpreter
 
 ENGINE_ENV_DIR = "engine_env"  # under the extension's user folder
 # The engine's runtime packages (pyproject.toml [project] dependencies; a test keeps them equal).
@@ -89,6 +89,16 @@ class PRNET_AddonPreferences(bpy.types.AddonPreferences):
         except client.EngineUnavailable as exc:
             layout.label(text=str(exc), icon="ERROR")
         layout.prop(self, "bundle_path")
+        folder = bpy.path.abspath(self.bundle_path) if self.bundle_path else engine_link.shipped_bundle_dir()
+        summary = engine_link.bundle_summary(folder)
+        if summary is None:
+            layout.label(
+                text="No model: set Model Bundle to a bundle folder (e.g. imported PRNet weights)", icon="ERROR"
+            )
+        else:
+            name, licence = summary
+            layout.label(text=f"Model: {name}", icon="INFO")
+            layout.label(text=f"Model licence: {licence.split(' (')[0]} (the add-on's code: GPL-3.0-or-later)")
         layout.prop(self, "timeout_s")
         row = layout.row()
         row.operator(PRNET_OT_check_engine.bl_idname, icon="PLUGIN")

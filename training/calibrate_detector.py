@@ -26,6 +26,8 @@ from engine.image_io import load_image
 from engine.types import BoundingBox
 from training.metrics import YAW_BINS, box_iou, yaw_bin_mask
 
+from .paths import shared_data_dir
+
 MATCH_SIZE_RATIO = 2.0  # a detection this much larger/smaller than the landmark box is another face
 
 
@@ -55,7 +57,7 @@ def fit(pairs: list[tuple[detect.FaceBox, BoundingBox]]) -> tuple[float, float, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[3] / "shared/data/aflw2000_dev")
+    parser.add_argument("--data", type=Path, default=shared_data_dir() / "aflw2000_dev")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N images (0 = all)")
     parser.add_argument("--max-side", type=int, default=detect.DETECT_MAX_SIDE)
     parser.add_argument("--scale-factor", type=float, default=detect.SCALE_FACTOR)

@@ -11,7 +11,7 @@ into bundle.json ``inference.crop_zoom`` (engine.crop).
 The training crops are centred on well-placed boxes, so the zoom found here holds for boxes drawn
 from true landmarks; check it on the detector path (``evaluate --detector --crop-zoom Z``) before
 shipping it: for run 8's model 1.05 helped the roi boxes and hurt the detector path
-(weights/README.md), and the default bundle keeps 1.
+(docs/decisions.md, "Crop zoom"), and the default bundle keeps 1.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from engine.crop import LANDMARK_ROI_SCALE
 from engine.model import predict_position_maps
 from engine.readout import Readout
 
-from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
+from .bfm import load_basis, load_topology
 from .dataset import build_label_basis, label_vertices
 from .metrics import binned, nme_per_image
+from .paths import default_cache_dir, shared_data_dir
 from .teacher import TEACHER_INPUT
 
 SAMPLE = 1500  # training crops: ≈40 s per zoom on 2 cores, bins of ≥ 280 crops

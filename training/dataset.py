@@ -12,7 +12,7 @@ symmetric, so flipping the map's columns is the mirror map). Four strengths (:da
 PRNet's full ranges ("paper", runs 1–2); "mild" (runs 3–11), because on this CPU the network
 underfits (training error ≈ dev error), so the task it trains on should be no wider than what the
 dev set and the engine's crops show; "light", narrower still, for the last epochs of a run (the
-engine's settled crops are un-rotated and within a few % of the roi; see weights/README.md); "narrow",
+engine's settled crops are un-rotated and within a few % of the roi; docs/training-journal.md); "narrow",
 narrower again (run 13); "light-stretch", light plus a random face width (run 16).
 """
 
@@ -57,8 +57,8 @@ AUGMENTATIONS = {
     # the engine's settled crops: re-cropped from the network's own landmarks (a few % off the roi),
     # shift averaging spans ±3 %, rolls beyond 15° are rare on the dev set
     "light": Augmentation(15.0, (0.95, 1.08), 0.04, (0.8, 1.2), 0.1),
-    # narrower again (run 13), to find where narrowing the task stops paying: light gained 0.11 on
-    # the roi boxes over mild (run 12); the settled crops' own scatter is about ±3 %
+    # narrower again, to find where narrowing the task stops paying; the settled crops' own scatter
+    # is about ±3 %
     "narrow": Augmentation(10.0, (0.97, 1.05), 0.03, (0.85, 1.15), 0.05),
     # light plus ±8 % face width (run 16): on new profiles the network draws the face ≈4 % narrower
     # than its labels (nose less protruding, hidden contour further back) but not on its training

@@ -2,7 +2,7 @@
 
 With batch 16 on this CPU, each step's weights carry noise from the last few batches; the average
 over the last ≈1/(1 − decay) steps is a smoother point of the same trajectory (Polyak averaging).
-It is evaluated beside the raw network each epoch (weights/README.md has the measurement), and is
+It is evaluated beside the raw network each epoch (docs/training-journal.md has the measurement), and is
 what the run exports when it is on.
 
 Floating-point parameters and buffers (BatchNorm's running mean and variance) are averaged; other

@@ -24,7 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .bfm import BASIS_WHEEL, default_cache_dir, load_basis, load_topology, shared_data_dir
+from .bfm import BASIS_WHEEL, load_basis, load_topology
+from .paths import default_cache_dir, shared_data_dir
 from .refine import EAR_SIGMA_PX, EXPRESSION_PRIOR_WEIGHT, SHAPE_PRIOR_WEIGHT, refine_params
 from .teacher import TEACHER_INPUT, TEACHER_WEIGHTS, Teacher, load_param_stats, vertices_crop_px
 from .teacher_mirror import ParamMirror, flip_averaged

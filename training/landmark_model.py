@@ -14,7 +14,7 @@
    each prior weight in :data:`PRIOR_WEIGHTS`, and scored against the crops' **human** points (the
    19 AFLW points with a 68-point counterpart, ``refine.AFLW_TO_68``), not against the labels the
    model was learned from. The benchmark is not looked at. The network has trained on these crops,
-   which it still underfits (weights/README).
+   which it still underfits (docs/training-journal.md).
 3. ``--write`` adds the model with the best weights to the bundle (``bundle.attach_landmark_model``).
 """
 
@@ -34,12 +34,13 @@ from engine.pose import fit_similarity
 from engine.readout import Readout
 from engine.shape_model import LandmarkShapeModel
 
-from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
+from .bfm import load_basis, load_topology
 from .crop_zoom import SAMPLE as HOLD_OUT
 from .crop_zoom import SAMPLE_SEED, zoomed
 from .dataset import LabelBasis, build_label_basis, label_vertices
 from .labels import human_points_crop
 from .metrics import binned, landmark_box_size
+from .paths import default_cache_dir, shared_data_dir
 from .refine import combination_matrix
 from .teacher import TEACHER_INPUT, vertices_crop_px
 

@@ -6,7 +6,8 @@ mask at IoU ≈ 0.91; PRNet's mask reaches a little further down the neck and ar
 the neck-free region because it is exactly the surface our training labels are defined on: a pixel
 outside it would have no teacher signal, and a 2D photo says little about the neck anyway.
 
-Run: ``python -m training.layout_builder [--teacher DIR] [-o engine/data/layout_bfm256.npz]``.
+Run: ``python -m training.layout_builder [--teacher DIR] -o runs/layout.npz`` (the shipped copy is
+weights/default/layout.npz; a bundle written by training carries its own).
 """
 
 from __future__ import annotations
@@ -89,9 +90,7 @@ def build_layout(topology: BFMTopology, size: int = LAYOUT_SIZE) -> UVLayout:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", type=Path, default=None, help="teacher folder (default ../shared/data/teacher)")
-    ap.add_argument(
-        "-o", "--output", type=Path, default=Path(__file__).resolve().parents[1] / "data" / "layout_bfm256.npz"
-    )
+    ap.add_argument("-o", "--output", type=Path, required=True, help="layout file to write (a bundle's layout.npz)")
     args = ap.parse_args(argv)
     layout = build_layout(load_topology(args.teacher))
     layout.save(args.output)

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", type=Path, required=True, help="the run's bundle (train.py --bundle-out)")
     ap.add_argument("--parent", type=Path, required=True, help="the bundle the run started from (--init-from)")
-    ap.add_argument("--run-id", type=int, required=True, help="the run's number (weights/README)")
+    ap.add_argument("--run-id", type=int, required=True, help="the run's number (docs/training-journal.md)")
     ap.add_argument("--note", required=True, help="one line on what the run did, for the lineage text")
     ap.add_argument(
         "--eval", type=_key_file, action="append", default=[], metavar="KEY=FILE", help="metrics key = evaluate JSON"

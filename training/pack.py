@@ -1,6 +1,7 @@
 """Pack what an accelerator run needs into one small folder: a lent GPU machine has no ../shared data.
 
-A lent machine receives at most 64 MiB with the repository, so the pack holds the trusted training
+A lent machine receives a limited amount with the repository (``--max-mib``: 64 MiB when this was
+written), so the pack holds the trusted training
 crops WebP-encoded (the 824 MB of decoded crops would not travel; quality 75 keeps them at ≈35 dB
 PSNR against the JPEG originals), their refined parameters and |yaw|, the label basis at the
 network's output size (so the BFM basis need not travel), and the dev roi crops at the input size
@@ -22,12 +23,14 @@ import numpy as np
 from engine.crop import CropTransform
 from engine.layout import default_layout
 
-from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
+from .bfm import load_basis, load_topology
 from .dataset import LabelBasis, build_label_basis
 from .evaluate import DevSet
+from .paths import default_cache_dir, shared_data_dir
 
 TRAIN_QUALITY = 75  # WebP quality of the training crops (the pack's size budget, see the docstring)
 DEV_QUALITY = 90  # the dev crops are few; keep them closer to the originals
+MAX_PACK_MIB = 64.0  # default of --max-mib: what a lent machine received with the repository
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -117,10 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", type=Path, default=default_cache_dir() / "labels")
     ap.add_argument("--train-data", type=Path, default=shared_data_dir() / "aflw_train")
     ap.add_argument("--dev", type=Path, default=shared_data_dir() / "aflw2000_dev")
+    ap.add_argument("--max-mib", type=float, default=MAX_PACK_MIB, help="what the machine it is for receives, MiB")
     args = ap.parse_args(argv)
     write_pack(args.out, args.labels, args.train_data, args.dev, args.input_size)
-    total = sum(f.stat().st_size for f in args.out.iterdir())
-    print(f"pack written to {args.out}: {total / 2**20:.1f} MiB", flush=True)
+    total = sum(f.stat().st_size for f in args.out.iterdir()) / 2**20
+    print(f"pack written to {args.out}: {total:.1f} MiB", flush=True)
+    if total > args.max_mib:
+        print(f"the pack is larger than --max-mib {args.max_mib:g}: it will not travel", flush=True)
+        return 1
     return 0
 
 

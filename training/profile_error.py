@@ -25,10 +25,11 @@ from engine.landmarks import LANDMARK_MIRROR
 from engine.layout import default_layout
 from engine.readout import Readout
 
-from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
+from .bfm import load_basis, load_topology
 from .dataset import build_label_basis, make_batch
 from .evaluate import DevSet, readout_points
 from .metrics import YAW_BINS, landmark_box_size, yaw_bin_mask
+from .paths import default_cache_dir, shared_data_dir
 
 REGIONS = {
     "jaw": range(0, 17),

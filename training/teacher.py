@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .bfm import BFMBasis, shared_data_dir
+from .bfm import BFMBasis
+from .paths import shared_data_dir
 
 TEACHER_INPUT = 120  # px, the crop side the teacher was trained on
 TEACHER_WEIGHTS = "mb05_120x120.pth"  # the checkpoint in ../shared/data/teacher

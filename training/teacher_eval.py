@@ -16,9 +16,10 @@ import cv2
 import numpy as np
 import scipy.io as sio
 
-from .bfm import load_basis, load_topology, shared_data_dir
+from .bfm import load_basis, load_topology
 from .labels import human_points_crop
 from .metrics import binned, nme_per_image
+from .paths import shared_data_dir
 from .refine import refine_params
 from .teacher import TEACHER_INPUT, Teacher, load_param_stats, vertices_crop_px
 from .teacher_mirror import ParamMirror, flip_averaged

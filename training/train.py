@@ -1,6 +1,6 @@
 """Train the default model: ResFCN on refined teacher labels, built for a 2-core CPU.
 
-Recipe (see weights/README.md for the measured effect of each choice):
+Recipe (see docs/training-journal.md for the measured effect of each choice):
 * output parameterised as a residual to the mean training label, last BN gain started small,
   so step 0 already predicts about the mean face;
 * loss = Σ w·‖p̂ − p‖₂ / Σ w over the output map (w = 16/4/3/0, paper Fig. 4), the un-squared
@@ -36,11 +36,12 @@ from engine.layout import default_layout
 from engine.model import PositionMapNet, crops_to_input
 from engine.readout import W_LANDMARK
 
-from .bfm import default_cache_dir, load_basis, load_topology, shared_data_dir
+from .bfm import load_basis, load_topology
 from .dataset import AUGMENTATIONS, FLIP_PROB, build_label_basis, make_batch
 from .ema import WeightAverage
 from .evaluate import DevSet, evaluate_model
 from .labels import read_label_record
+from .paths import default_cache_dir, shared_data_dir
 from .sampling import BIN_SHARES, epoch_order, sampling_probabilities
 from .widen import widen
 
@@ -53,16 +54,11 @@ PEAK_LR = 1e-3
 WARMUP_STEPS = 500
 FINAL_LR_FRACTION = 0.01
 WEIGHT_DECAY = 1e-4
-# Loss weight of the 2×2 read-out pixels of each of the 68 landmarks. The paper's 16 (W_LANDMARK)
-# gives them 10.6 % of the loss at the 128² output (260 of 11,212 weighted pixels), though the NME
-# measures nothing else; 64 gives them 32 % (runs 8–22), 256 gives them 65 % (since run 23: the
-# read-out's dev figure 3.583 → 3.562 % in 3 epochs where run 22's 3 at 64 had gained 0.01).
+# Loss weight of the 2×2 read-out pixels of each of the 68 landmarks: 256 gives them 65 % of the loss
+# (the paper's 16: 10.6 %, though the NME measures nothing else); docs/training-journal.md, run 23.
 LANDMARK_WEIGHT = 256.0
-# The exported model's crop: the roi tightened by this zoom (engine.crop); the dev figures logged per
-# epoch use it. `python -m training.crop_zoom` found crop zoom 1.05 best on training crops
-# (run 8's model), but a tighter crop helps only on boxes drawn from true landmarks (AFLW2000 roi
-# boxes 4.00 -> 3.93 %) and not the detector path users get (5.47 -> 5.63 % with one re-crop, 3.86 ->
-# 3.87 % with re-crops until settled): keep the plain roi.
+# The exported model's crop: the plain roi (engine.crop); a tighter crop helps only on boxes drawn
+# from true landmarks, not on the detector path users get (docs/decisions.md, "Crop zoom").
 CROP_ZOOM = 1.0
 AUGMENTATION = "mild"  # training.dataset.AUGMENTATIONS
 EMA_DECAY = 0.999  # averages the last ≈1000 steps, about one epoch of 16-crop batches
@@ -75,7 +71,7 @@ BUNDLE_METADATA = {
     "toward the 21 AFLW human points",
     "input": "RGB crop of the square roi box, values / 255",
     # trained on column-flipped maps, so the mirrored crop's map is as good as the direct one; shift
-    # averaging (engine.api.SHIFT_FRACTION) lowered every bundle measured since run 11
+    # averaging (engine.passes.SHIFT_FRACTION) lowers the error of every bundle measured
     "inference": {"flip_average": FLIP_PROB > 0, "crop_zoom": CROP_ZOOM, "shift_average": True},
 }
 

@@ -11,8 +11,8 @@ narrow for the last part of the run (``--final-augmentation``, run 12's finding 
 
 The weight average is evaluated on the pack's dev crops ``--evals`` times (one pass and
 flip-averaged, read-out only, as train.py logs per epoch) and written each time to ``--out`` as
-two fp16 halves of its state dict (a lent machine returns files of ≤ 16 MiB); ``assemble`` turns
-them into a bundle on this machine.
+fp16 parts of its state dict, each under ``--max-part-mib`` (the largest file the machine returns);
+``assemble`` joins the parts into a bundle on this machine.
 
 Run there: ``python -m training.train_accel --pack .gpu/pack --out $OUT --minutes 8``;
 here: ``python -m training.train_accel assemble OUT --bundle-out runs/gpu1/bundle``.
@@ -54,21 +54,42 @@ from .train import (
 SPEED_STEPS = (100, 300)  # steps timed (after the first ones' autotuning) before the schedule's total is fixed,
 # inside the 500-step warm-up
 RESERVE_S = 40.0  # seconds of the budget kept for the evaluations and the last export
-HALVES = ("ema_a.pt", "ema_b.pt")
+PART_PATTERN = "ema_part_{}.pt"  # the weight average's parts, numbered from 0
+MAX_PART_MIB = 16.0  # default part size: the largest file a lent machine returns
 LOG = "log.jsonl"
 
 
-def save_halves(model: torch.nn.Module, out: Path) -> None:
-    """The state dict as a bundle stores it (engine.bundle.stored_state_dict) in two files, each
-    written atomically."""
+def save_parts(model: torch.nn.Module, out: Path, max_part_mib: float = MAX_PART_MIB) -> list[Path]:
+    """The state dict as a bundle stores it (engine.bundle.stored_state_dict) in as few files as
+    keep each under ``max_part_mib`` of tensor bytes (a tensor larger than that gets a file of its
+    own), each written atomically; parts of an earlier save beyond the new count are removed."""
     state = stored_state_dict(model)
-    sizes = np.cumsum([v.numel() * v.element_size() for v in state.values()])
-    first = int(np.searchsorted(sizes, sizes[-1] / 2)) + 1  # the halves split the bytes, not the keys
-    keys = list(state)
-    for name, part in zip(HALVES, (keys[:first], keys[first:])):
-        tmp = out / (name + ".tmp")
-        torch.save({k: state[k] for k in part}, tmp)
-        tmp.replace(out / name)
+    limit = max_part_mib * 2**20
+    parts: list[list[str]] = [[]]
+    used = 0.0
+    for key, value in state.items():
+        size = value.numel() * value.element_size()
+        if parts[-1] and used + size > limit:
+            parts.append([])
+            used = 0.0
+        parts[-1].append(key)
+        used += size
+    paths = []
+    for i, keys in enumerate(parts):
+        path = out / PART_PATTERN.format(i)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({k: state[k] for k in keys}, tmp)
+        tmp.replace(path)
+        paths.append(path)
+    for stale in part_files(out)[len(parts) :]:
+        stale.unlink()
+    return paths
+
+
+def part_files(folder: Path) -> list[Path]:
+    """The weight-average parts in ``folder``, in order."""
+    found = sorted(folder.glob(PART_PATTERN.format("*")), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    return [p for p in found if p.stem.rsplit("_", 1)[1].isdigit()]
 
 
 def train(args: argparse.Namespace) -> int:
@@ -116,7 +137,7 @@ def train(args: argparse.Namespace) -> int:
         log.write(json.dumps(figures) + "\n")
         log.flush()
         print(json.dumps(figures), flush=True)
-        save_halves(net, args.out)
+        save_parts(net, args.out, args.max_part_mib)
 
     budget = args.minutes * 60.0
     total = None  # fixed after SPEED_STEPS timed steps
@@ -172,11 +193,11 @@ def train(args: argparse.Namespace) -> int:
 
 
 def assemble(folder: Path, bundle_out: Path) -> None:
-    """Two halves from a lent machine → a bundle (strict load of the joined state dict); the input size
+    """The parts from a lent machine → a bundle (strict load of the joined state dict); the input size
     is the mean map's side, the width the run's logged config."""
     state = {}
-    for name in HALVES:
-        state.update(torch.load(folder / name, map_location="cpu", weights_only=True))
+    for path in part_files(folder):
+        state.update(torch.load(path, map_location="cpu", weights_only=True))
     records = [json.loads(line) for line in (folder / LOG).read_text().splitlines()]
     config = records[0]["config"]
     last = records[-1]
@@ -225,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
 
         argv = sys.argv[1:]
     if argv[:1] == ["assemble"]:
-        ap = argparse.ArgumentParser(description="join a lent run's halves into a bundle")
+        ap = argparse.ArgumentParser(description="join a lent run's weight parts into a bundle")
         ap.add_argument("folder", type=Path)
         ap.add_argument("--bundle-out", type=Path, required=True)
         a = ap.parse_args(argv[1:])
@@ -248,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--evals", type=int, default=10)
     ap.add_argument("--max-steps", type=int, default=10**9, help="cap on the schedule's length (smoke runs)")
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--max-part-mib", type=float, default=MAX_PART_MIB, help="largest weight file to write, MiB")
     return train(ap.parse_args(argv))
 
 

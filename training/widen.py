@@ -2,7 +2,7 @@
 
 A wider ResFCN starts where a trained narrower one stands instead of on the mean-face plateau that
 every from-scratch run crosses first (≥ 600 steps at the mean-face loss on this CPU, see
-weights/README.md). Channel ``j`` of a widened layer copies channel ``j mod c`` of the narrow one
+docs/training-journal.md). Channel ``j`` of a widened layer copies channel ``j mod c`` of the narrow one
 (``c`` = its channel count); every weight that *reads* a widened channel is divided by the number of
 copies of its source, so the sum a layer computes is unchanged. Batch norm sees identical copies,
 so its batch statistics (training) and running statistics (eval) are those of the source channel:

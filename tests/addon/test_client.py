@@ -140,3 +140,15 @@ def test_the_session_client_is_shared_and_replaced_when_the_interpreter_changes(
     assert b is not a and not a.workdir.exists()
     client.shutdown()
     assert client.current_client() is None
+
+
+def test_the_preferences_name_the_model_and_its_licence(tmp_path):
+    from prnet_blender import engine_link
+
+    shipped = engine_link.shipped_bundle_dir()
+    assert shipped is not None and shipped.name == "default"
+    name, licence = engine_link.bundle_summary(shipped)
+    assert name == "prnet-blender-default" and "non-commercial" in licence
+    assert engine_link.bundle_summary(tmp_path) is None and engine_link.bundle_summary(None) is None
+    (tmp_path / "bundle.json").write_text('{"name": "mine"}', encoding="utf-8")
+    assert engine_link.bundle_summary(tmp_path) == ("mine", "not stated")

@@ -65,6 +65,23 @@ def test_zip_holds_the_addon_engine_and_model_but_no_training_code(extension_zip
     assert not any(n.startswith("training/") or "__pycache__" in n or n.endswith("ruff.toml") for n in names)
 
 
+def test_the_manifest_names_the_shipped_models_licence_beside_the_codes(extension_zip):
+    manifest = zipfile.ZipFile(extension_zip).read("blender_manifest.toml").decode()
+    assert 'license = ["SPDX:GPL-3.0-or-later", "LicenseRef-model-weights"]' in manifest
+    assert "model weights: test only" in manifest  # the mean-face bundle's stated licence
+
+
+def test_a_build_without_weights_carries_only_the_codes_licence(tmp_path):
+    cmd = [sys.executable, str(REPO / "build.py"), "--no-weights", "-o", str(tmp_path)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO)
+    (zip_path,) = tmp_path.glob("prnet_blender-*.zip")
+    archive = zipfile.ZipFile(zip_path)
+    names = archive.namelist()
+    assert "engine/worker.py" in names
+    assert not any("_weights" in n or n.endswith((".npz", ".pt")) for n in names)  # nothing from research data
+    assert 'license = ["SPDX:GPL-3.0-or-later"]' in archive.read("blender_manifest.toml").decode()
+
+
 def test_installs_and_enables_headlessly(session):
     obs, *_ = session
     assert obs["install"] == ["FINISHED"] and obs["package"] == "bl_ext.user_default.prnet_blender"
