@@ -26,11 +26,17 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .engine_link import engine_module
+from .request import (
+    EngineCancelled,
+    EngineTimeout,
+    EngineUnavailable,
+    Request,
+    RequestFailed,
+    crash_error,
+)
 
 P = engine_module("protocol")  # the worker protocol, shared with engine.worker
 
@@ -38,69 +44,6 @@ DEFAULT_TIMEOUT_S = 180.0  # per request, from submit to reply: process start + 
 STOP_GRACE_S = 3.0  # after "shutdown"/EOF, before the worker is killed
 STDERR_KEEP_LINES = 40  # worker log lines kept for error messages
 POLL_S = 0.05  # blocking waits check the deadline this often
-
-
-class EngineClientError(Exception):
-    """Base of the errors the add-on shows; ``kind`` is one of the worker protocol's error kinds
-    (engine.protocol.ERROR_KINDS) or one of the add-on's own below (no_engine, crashed, timeout)."""
-
-    kind = P.INTERNAL
-
-
-class EngineUnavailable(EngineClientError):
-    """No usable engine interpreter (missing, or without torch & co.)."""
-
-    kind = "no_engine"
-
-
-class EngineCrashed(EngineClientError):
-    """The worker process exited while a request was pending; the next request starts a fresh one."""
-
-    kind = "crashed"
-
-
-class EngineTimeout(EngineClientError):
-    kind = "timeout"
-
-
-class EngineCancelled(EngineClientError):
-    kind = P.CANCELLED
-
-
-class RequestFailed(EngineClientError):
-    """The worker answered ``ok: false``; ``kind`` is the worker's (no_face, bad_input, no_model, …)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-# -- requests ----------------------------------------------------------------------------------------
-@dataclass
-class Request:
-    """One request in flight. ``reply`` or ``error`` is set once it is done."""
-
-    id: int
-    cmd: str
-    timeout_s: float
-    deadline: float  # time.monotonic() value
-    progress: float = 0.0
-    stage: str = "starting engine"
-    reply: dict | None = None
-    error: EngineClientError | None = None
-    on_progress: Callable[[float, str], None] | None = field(default=None, repr=False)
-
-    @property
-    def done(self) -> bool:
-        return self.reply is not None or self.error is not None
-
-    def result(self) -> dict:
-        """The successful reply, or raise the request's error."""
-        if self.error is not None:
-            raise self.error
-        if self.reply is None:
-            raise RuntimeError(f"request {self.id} ({self.cmd}) is still running")
-        return self.reply
 
 
 class EngineClient:
@@ -287,22 +230,10 @@ class EngineClient:
         if self._stderr_thread is not None:
             self._stderr_thread.join(STOP_GRACE_S)  # until the traceback's last lines are in
         code = None if proc is None else proc.returncode
-        error = _crash_error(why, code, self.python, list(self._stderr))
+        error = crash_error(why, code, self.python, list(self._stderr))
         for req in self._pending.values():
             req.error = error
         self._pending.clear()
-
-
-def _crash_error(why: str, code: int | None, python: str, log: list[str]) -> EngineClientError:
-    missing = next((line for line in reversed(log) if "No module named" in line), None)
-    if missing is not None or code == P.EXIT_MISSING_PACKAGES:
-        missing = missing or "torch, numpy, OpenCV or SciPy missing"
-        return EngineUnavailable(
-            f"the engine Python {python} cannot run the engine ({missing.strip()}): install the engine in the "
-            "add-on preferences or choose a Python with torch"
-        )
-    last = next((line.strip() for line in reversed(log) if line.strip()), "no log")
-    return EngineCrashed(f"{why} (code {code}): {last}; the next request starts a fresh one")
 
 
 def _read_stdout(proc: subprocess.Popen, inbox: queue.Queue) -> None:

@@ -2,7 +2,7 @@
 
 The engine needs torch, numpy, OpenCV and SciPy; Blender's own Python usually has none of them.
 :func:`find_engine_python` picks the interpreter by a fixed priority (see there) and, when none
-fits, raises :class:`~.client.EngineUnavailable` with a message that says how to fix it. Nothing
+fits, raises :class:`~.request.EngineUnavailable` with a message that says how to fix it. Nothing
 here starts a process or imports a dependency: checks are file lookups and
 ``importlib.util.find_spec``, cheap enough for a preferences panel's draw. No bpy.
 """
@@ -15,8 +15,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from .client import EngineUnavailable
 from .engine_link import engine_root
+from .request import EngineUnavailable
 
 ENGINE_DEPS = ("torch", "numpy", "cv2", "scipy")  # what `python -m engine.worker` imports
 ENGINE_PYTHON_ENV = "PRNET_ENGINE_PYTHON"  # environment override of the engine interpreter

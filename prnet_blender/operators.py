@@ -16,7 +16,7 @@ from pathlib import Path
 import bpy
 from bpy.props import StringProperty
 
-from . import client, preferences, scene_build
+from . import preferences, request, scene_build
 from .engine_link import engine_module
 from .properties import OPTION_NAMES, option_properties
 from .result import FaceResult
@@ -46,7 +46,7 @@ _ERROR_HINTS = {
 }
 
 
-def error_line(exc: client.EngineClientError) -> str:
+def error_line(exc: request.EngineClientError) -> str:
     """The one line the artist reads for an engine error."""
     text = str(exc)
     return _ERROR_HINTS.get(exc.kind, "Engine: {msg}").format(msg=text[:1].upper() + text[1:])
@@ -82,21 +82,21 @@ class _PhotoQueueOperator:
             return False
         try:
             self._engine = preferences.engine_client(context)
-        except client.EngineClientError as exc:
+        except request.EngineClientError as exc:
             self.report({"ERROR"}, error_line(exc))
             return False
         self._t0 = time.perf_counter()
         return True
 
-    def _submit(self, photo: str) -> client.Request:
+    def _submit(self, photo: str) -> request.Request:
         self._photo = photo
         return self._engine.submit(P.RECONSTRUCT, photo=photo, options=self._request)
 
-    def _collect(self, context, req: client.Request) -> None:
+    def _collect(self, context, req: request.Request) -> None:
         """Turn a finished request into scene objects or a recorded failure."""
         try:
             reply = req.result()
-        except client.EngineClientError as exc:
+        except request.EngineClientError as exc:
             self._failed.append((self._photo, exc))
             return
         try:
@@ -106,7 +106,7 @@ class _PhotoQueueOperator:
             ]
             self._built.append(scene_build.build_photo(context, faces, self._build))
         except (ValueError, KeyError, RuntimeError) as exc:
-            self._failed.append((self._photo, client.EngineClientError(f"could not build the result: {exc}")))
+            self._failed.append((self._photo, request.EngineClientError(f"could not build the result: {exc}")))
         finally:
             self._engine.release(reply)
 
@@ -138,7 +138,7 @@ class _PhotoQueueOperator:
             req = self._submit(photo)
             try:
                 self._engine.wait(req)
-            except client.EngineClientError:
+            except request.EngineClientError:
                 pass  # recorded by _collect
             self._collect(context, req)
         return self._report_outcome()

@@ -17,7 +17,7 @@ from pathlib import Path
 import bpy
 from bpy.props import FloatProperty, StringProperty
 
-from . import client, engine_link, interpreter
+from . import client, engine_link, interpreter, request
 
 ENGINE_ENV_DIR = "engine_env"  # under the extension's user folder
 # The engine's runtime packages (pyproject.toml [project] dependencies; a test keeps them equal).
@@ -39,7 +39,7 @@ def user_folder(path: str = "", *, create: bool = False) -> Path:
 
 
 def engine_python(context) -> str:
-    """The interpreter the engine runs with; raises client.EngineUnavailable saying how to fix it."""
+    """The interpreter the engine runs with; raises request.EngineUnavailable saying how to fix it."""
     prefs = addon_preferences(context)
     return interpreter.find_engine_python(bpy.path.abspath(prefs.python_path), extra_envs=[user_folder(ENGINE_ENV_DIR)])
 
@@ -49,7 +49,7 @@ def engine_client(context) -> client.EngineClient:
     prefs = addon_preferences(context)
     root = interpreter.engine_root()
     if root is None:
-        raise client.EngineUnavailable("the engine folder is missing from the add-on: reinstall the extension")
+        raise request.EngineUnavailable("the engine folder is missing from the add-on: reinstall the extension")
     return client.shared_client(engine_python(context), root=root, timeout_s=prefs.timeout_s)
 
 
@@ -86,7 +86,7 @@ class PRNET_AddonPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "python_path")
         try:
             layout.label(text=f"Engine runs with: {engine_python(context)}", icon="CHECKMARK")
-        except client.EngineUnavailable as exc:
+        except request.EngineUnavailable as exc:
             layout.label(text=str(exc), icon="ERROR")
         layout.prop(self, "bundle_path")
         folder = bpy.path.abspath(self.bundle_path) if self.bundle_path else engine_link.shipped_bundle_dir()
@@ -118,7 +118,7 @@ class PRNET_OT_check_engine(bpy.types.Operator):
         try:
             engine = engine_client(context)
             reply = engine.call(client.P.PING)
-        except client.EngineClientError as exc:
+        except request.EngineClientError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         gpu = "CUDA available" if reply.get("cuda") else "no CUDA GPU"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from addon_env import REPO
 
-from prnet_blender import client, interpreter
+from prnet_blender import client, interpreter, request
 from prnet_blender.result import FaceResult
 
 TEXTURE = 256  # px: small and fast
@@ -54,10 +54,10 @@ def test_reconstruct_gives_a_face_the_scene_builder_can_read(engine, options, sa
 
 
 def test_engine_errors_keep_their_kind(engine, options, no_face_photo):
-    with pytest.raises(client.RequestFailed, match="no face found in grey.png") as info:
+    with pytest.raises(request.RequestFailed, match="no face found in grey.png") as info:
         engine.call("reconstruct", photo=str(no_face_photo), options=options)
     assert info.value.kind == "no_face"
-    with pytest.raises(client.RequestFailed) as info:
+    with pytest.raises(request.RequestFailed) as info:
         engine.call("reconstruct", photo="/no/such.jpg", options=options)
     assert info.value.kind == "bad_input"
 
@@ -67,7 +67,7 @@ def test_a_killed_worker_fails_its_request_then_the_next_one_starts_afresh(engin
     old_pid = engine._proc.pid
     req = engine.submit("reconstruct", photo=str(sample_photo), options=options)
     os.kill(old_pid, 9)
-    with pytest.raises(client.EngineCrashed, match="exited"):
+    with pytest.raises(request.EngineCrashed, match="exited"):
         engine.wait(req)
     reply = engine.call("reconstruct", photo=str(sample_photo), options=options)
     assert reply["ok"] and engine._proc.pid != old_pid
@@ -77,7 +77,7 @@ def test_a_killed_worker_fails_its_request_then_the_next_one_starts_afresh(engin
 def test_cancel_abandons_a_request_and_leaves_no_files(engine, options, sample_photo):
     req = engine.submit("reconstruct", photo=str(sample_photo), options=options)
     engine.cancel(req)
-    with pytest.raises(client.EngineCancelled):
+    with pytest.raises(request.EngineCancelled):
         req.result()
     assert engine.call("ping")["ok"]  # the worker is still usable
     deadline = time.monotonic() + REQUEST_TIMEOUT_S
@@ -88,14 +88,14 @@ def test_cancel_abandons_a_request_and_leaves_no_files(engine, options, sample_p
 
 def test_a_timeout_stops_the_worker_and_the_next_request_works(engine, options, sample_photo):
     req = engine.submit("reconstruct", photo=str(sample_photo), options=options, timeout_s=0.01)
-    with pytest.raises(client.EngineTimeout, match="did not answer"):
+    with pytest.raises(request.EngineTimeout, match="did not answer"):
         engine.wait(req)
     assert not engine.alive
     assert engine.call("ping")["ok"]
 
 
 def test_missing_interpreter_or_packages_say_how_to_fix_it(tmp_path):
-    with pytest.raises(client.EngineUnavailable, match="cannot start"):
+    with pytest.raises(request.EngineUnavailable, match="cannot start"):
         client.EngineClient(str(tmp_path / "python"), root=REPO).call("ping")
     if os.name == "nt":
         return
@@ -104,7 +104,7 @@ def test_missing_interpreter_or_packages_say_how_to_fix_it(tmp_path):
     bare.chmod(0o755)
     c = client.EngineClient(str(bare), root=REPO, timeout_s=REQUEST_TIMEOUT_S)
     try:
-        with pytest.raises(client.EngineUnavailable, match="No module named"):
+        with pytest.raises(request.EngineUnavailable, match="No module named"):
             c.call("ping")
     finally:
         c.stop()
@@ -115,7 +115,7 @@ def test_engine_python_is_found_in_the_documented_order(tmp_path, monkeypatch):
     exe = tmp_path / "py"
     exe.write_text("")
     assert interpreter.find_engine_python(str(exe)) == str(exe)
-    with pytest.raises(client.EngineUnavailable, match="does not exist"):
+    with pytest.raises(request.EngineUnavailable, match="does not exist"):
         interpreter.find_engine_python(str(tmp_path / "missing"))
     monkeypatch.setenv(interpreter.ENGINE_PYTHON_ENV, str(exe))
     assert interpreter.find_engine_python("") == str(exe)
@@ -129,7 +129,7 @@ def test_engine_python_is_found_in_the_documented_order(tmp_path, monkeypatch):
     if interpreter.venv_python(REPO / ".venv").is_file():  # a repo checkout with its .venv
         assert interpreter.find_engine_python("") == str(interpreter.venv_python(REPO / ".venv"))
     monkeypatch.setattr(interpreter, "engine_root", lambda: tmp_path / "nowhere")
-    with pytest.raises(client.EngineUnavailable, match="Install engine"):
+    with pytest.raises(request.EngineUnavailable, match="Install engine"):
         interpreter.find_engine_python("")
 
 
