@@ -62,9 +62,10 @@ class Reconstructor:
         self.device = pick_device(options.device)
         self.uv = mesh_uv(layout)
         self.clock = StageClock()
+        model = bundle.build_model(self.device)
         self.passes = NetworkPasses(
-            bundle.build_model(self.device),
-            Readout.build(layout, bundle.input_size),
+            model,
+            Readout.build(layout, bundle.input_size, base_map=model.mean_map_array()),
             input_size=bundle.input_size,
             amp_dtype=autocast_dtype(self.device),
             refine=options.refine,

@@ -9,18 +9,24 @@ of an S×S layout has the texture coordinate
 
 (OBJ/OpenGL: origin at the bottom-left of the texture image, v up) — the same normalisation the
 layout itself was rasterised with, so the UV square's borders pass through the outermost pixel
-centres. A texture image of T×T texels, row 0 at the top (v = 1), has texel centres at
+centres; along the outer border the vertices sit on a smoothed outline between pixel centres
+(:func:`vertex_uv_px`). A texture image of T×T texels, row 0 at the top (v = 1), has texel centres at
 u = (j + 0.5) / T; :mod:`engine.texture` samples texel (i, j) at layout pixel
 ((i + 0.5)·(S − 1)/T, (j + 0.5)·(S − 1)/T), which is exactly this mapping inverted.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
+from scipy import ndimage
 
 from .layout import UVLayout
+from .mesh_quality import boundary_loops
 
 RGB_MAX = 255.0  # uint8 full scale, mapped to 1.0
+BORDER_UV_SIGMA_VERTICES = 4.0  # the outer border's UV outline smoothed over this many vertices (a px staircase)
 
 
 def mesh_vertices(position_map: np.ndarray, layout: UVLayout) -> np.ndarray:
@@ -34,11 +40,27 @@ def mesh_vertices(position_map: np.ndarray, layout: UVLayout) -> np.ndarray:
     return position_map[layout.face_mask].astype(np.float32)
 
 
-def mesh_uv(layout: UVLayout) -> np.ndarray:
-    """(N, 2) float32 OBJ texture coordinates in [0, 1] (u right, v up) of the layout's face pixels."""
+@lru_cache(maxsize=4)
+def vertex_uv_px(layout: UVLayout) -> np.ndarray:
+    """(N, 2) float64 layout-pixel (u = column, v = row) of the mesh's vertices: each face pixel's
+    centre, except along the outer border loop, whose pixel staircase is smoothed along the loop
+    (Gaussian, :data:`BORDER_UV_SIGMA_VERTICES`) so that the mesh's outline is a smooth curve. The
+    vertices are read from the network's map at these points (engine.surface_readout) and textured
+    at them (:func:`mesh_uv`)."""
     rows, cols = np.divmod(layout.face_indices, layout.size)
+    uv = np.stack([cols, rows], axis=1).astype(np.float64)
+    loop = boundary_loops(layout.triangles)[0]
+    uv[loop] = ndimage.gaussian_filter1d(uv[loop], BORDER_UV_SIGMA_VERTICES, axis=0, mode="wrap")
+    uv.setflags(write=False)
+    return uv
+
+
+def mesh_uv(layout: UVLayout) -> np.ndarray:
+    """(N, 2) float32 OBJ texture coordinates in [0, 1] (u right, v up) of the mesh's vertices
+    (:func:`vertex_uv_px`)."""
+    uv = vertex_uv_px(layout)
     last = layout.size - 1
-    return np.stack([cols / last, 1.0 - rows / last], axis=1).astype(np.float32)
+    return np.stack([uv[:, 0] / last, 1.0 - uv[:, 1] / last], axis=1).astype(np.float32)
 
 
 def vertex_colors(image: np.ndarray, vertices: np.ndarray) -> np.ndarray:

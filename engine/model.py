@@ -40,6 +40,12 @@ class PositionMapNet(nn.Module):
         else:
             self.mean_map = None
 
+    def mean_map_array(self) -> np.ndarray | None:
+        """(S, S, 3) float32 the mean map in crop px (``"mean_residual"`` models), else None."""
+        if self.mean_map is None:
+            return None
+        return self.mean_map[0].detach().float().cpu().permute(1, 2, 0).numpy()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.net(x).float()
         span = self.output_scale * self.input_size

@@ -15,10 +15,12 @@ pitch ∓ roll is determined, and roll is set to 0 (PRNet's reference code has a
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
 from .layout import UVLayout
+from .mesh_quality import boundary_loops
 from .types import HeadPose
 
 POSE_SUBSAMPLE = 4  # fit on every 4th vertex (11k of 45k): still spread over the whole face, 4× less work
@@ -95,8 +97,20 @@ def rotation_to_euler(rotation: np.ndarray, *, degrees: bool = True) -> tuple[fl
     return angles
 
 
+@lru_cache(maxsize=8)
+def pose_vertex_indices(layout: UVLayout, subsample: int) -> np.ndarray:
+    """Every ``subsample``-th vertex of the layout, without the outer border's: those sit on a smoothed
+    outline between the layout's pixels (engine.mesh.vertex_uv_px), so they do not match the
+    canonical vertices exactly."""
+    border = np.zeros(layout.n_vertices, bool)
+    border[boundary_loops(layout.triangles)[0]] = True
+    picked = np.arange(0, layout.n_vertices, subsample)
+    return picked[~border[picked]]
+
+
 def estimate_pose(vertices: np.ndarray, layout: UVLayout, *, subsample: int = POSE_SUBSAMPLE) -> HeadPose:
-    """Fit ``vertices ≈ scale · R @ canonical + t`` (image px ← canonical mm) on every ``subsample``-th vertex."""
+    """Fit ``vertices ≈ scale · R @ canonical + t`` (image px ← canonical mm) on every ``subsample``-th
+    vertex off the outer border (:func:`pose_vertex_indices`)."""
     vertices = np.asarray(vertices)
     if vertices.shape != (layout.n_vertices, 3):
         raise ValueError(
@@ -104,8 +118,9 @@ def estimate_pose(vertices: np.ndarray, layout: UVLayout, *, subsample: int = PO
         )
     if subsample < 1:
         raise ValueError(f"subsample must be >= 1, got {subsample}")
-    dst = vertices[::subsample]
-    src = layout.canonical_vertices[::subsample]
+    use = pose_vertex_indices(layout, subsample)
+    dst = vertices[use]
+    src = layout.canonical_vertices[use]
     finite = np.isfinite(dst).all(axis=1)
     scale, rotation, translation = fit_similarity(src[finite], dst[finite])
     yaw, pitch, roll = rotation_to_euler(rotation)

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .layout import UVLayout
-from .position_map import MapSampler, layout_pixel_uv
+from .mesh import vertex_uv_px
+from .position_map import MapSampler
+from .surface_readout import SurfaceReadout
 
 # Loss weights at the output size (paper Fig. 4), matching training.layout_builder.
 W_LANDMARK, W_FEATURE, W_FACE = 16.0, 4.0, 3.0
@@ -67,18 +69,21 @@ def landmark_pixels(keypoints_uv: np.ndarray, mask: np.ndarray) -> tuple[np.ndar
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Readout:
-    """Precomputed read-outs of an (s, s, 3) output map: mesh vertices and the 68 landmarks."""
+    """Precomputed read-outs of an (s, s, 3) output map: the mesh's vertices (the smooth surface
+    read-out of engine.surface_readout, at engine.mesh.vertex_uv_px) and the 68 landmarks (mask-aware
+    bilinear at the layout's keypoints)."""
 
     out_size: int
-    vertices: MapSampler  # → (N, 3), one per layout face pixel
+    vertices: SurfaceReadout  # → (N, 3), one per layout face pixel
     keypoints: MapSampler  # → (68, 3)
 
     @classmethod
-    def build(cls, layout: UVLayout, out_size: int) -> Readout:
+    def build(cls, layout: UVLayout, out_size: int, *, base_map: np.ndarray | None = None) -> Readout:
+        """``base_map`` (s, s, 3): the model's mean map (engine.model ``mean_map``), or None."""
         mask = output_mask(layout, out_size)
-        kp = layout.keypoints_uv * (out_size - 1) / (layout.size - 1)
+        factor = (out_size - 1) / (layout.size - 1)
         return cls(
             out_size=out_size,
-            vertices=MapSampler.build(mask, layout_pixel_uv(layout, out_size)),
-            keypoints=MapSampler.build(mask, kp),
+            vertices=SurfaceReadout.build(mask, vertex_uv_px(layout) * factor, base=base_map),
+            keypoints=MapSampler.build(mask, layout.keypoints_uv * factor),
         )

@@ -1,4 +1,4 @@
-"""Array comparison for tests: one failure message that names the worst element (DESIGN.md §4.11)."""
+"""Array comparison for tests: one failure message that names the worst element (docs/architecture.md, "Style")."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from engine.bundle import save_bundle
 from engine.layout import default_layout
 from engine.model import PositionMapNet
 from engine.position_map import map_from_vertices, sample_map
+from engine.readout import Readout
 
 MEAN_FACE_INPUT = 256  # px: the layout's own size, so the read-out of the mean map is exact
 MEAN_FACE_WIDTH = 0.125
@@ -33,6 +34,15 @@ def mean_face_crop(layout=None) -> np.ndarray:
     v[:, :2] += (MEAN_FACE_INPUT - 1) / 2
     v[:, 2] -= v[:, 2].min()
     return v.astype(np.float32)
+
+
+def mean_face_surface(layout=None) -> np.ndarray:
+    """(N, 3) float32: the mean-face bundle's mesh vertices in its crop (crop px), as the engine's vertex
+    read-out gives them (engine.surface_readout): :func:`mean_face_crop` inside, and the mean face at the
+    smoothed outline's points (engine.mesh.vertex_uv_px) along the outer border."""
+    layout = layout or default_layout()
+    face_map = np.nan_to_num(map_from_vertices(mean_face_crop(layout), layout))
+    return Readout.build(layout, MEAN_FACE_INPUT, base_map=face_map).vertices(face_map)
 
 
 def mean_face_keypoints(layout=None) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tolerances of the add-on tests, in one table with units (DESIGN.md §4.11).
+"""Tolerances of the add-on tests, in one table with units (docs/architecture.md, "Style").
 
 (Named ``addon_tolerances`` so it never shadows tests/engine/tolerances.py on sys.path.)
 """

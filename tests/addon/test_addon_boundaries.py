@@ -1,5 +1,6 @@
-"""Boundaries of the Blender layer (DESIGN.md §2), checked in fresh interpreters so imports are real:
-prnet_blender imports outside Blender without loading anything, and never imports torch."""
+"""Boundaries of the Blender layer (docs/architecture.md, "Boundaries"), checked in fresh interpreters
+so imports are real: prnet_blender imports outside Blender without loading anything, and never
+imports torch."""
 
 from __future__ import annotations
 

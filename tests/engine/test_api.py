@@ -5,19 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from arrays import assert_close
-from mean_face import MEAN_FACE_INPUT, MEAN_FACE_PX_PER_MM, mean_face_crop, mean_face_keypoints
+from mean_face import MEAN_FACE_INPUT, MEAN_FACE_PX_PER_MM, mean_face_keypoints, mean_face_surface
 from synthetic import gradient_photo
 
 from engine.api import Reconstructor
 from engine.crop import CropTransform, roi_from_landmarks
 from engine.detect import FixedBoxDetector, roi_from_detection
 from engine.errors import InvalidOptionError
+from engine.mesh_quality import boundary_loops
 from engine.passes import REFINE_MAX_PASSES
 from engine.types import BoundingBox
 
 POSITION_PX = 1e-2  # float32 round-off through crop → read-out → image frame
 FRONTAL_DEG = 0.05  # the mean face is exactly frontal in its crop
-FRONTAL_MM = 1e-2
+FRONTAL_MM = 0.5  # the layout's outermost rows are extrapolated (engine.surface_readout), which bends the pose fit
+BORDER_MM = 2.0  # the outer border's vertices sit on an outline smoothed by up to ≈1.7 layout px
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,7 @@ def rec(mean_face_bundle):
 
 
 def _expected(box: BoundingBox) -> np.ndarray:
-    v = CropTransform.from_roi(box, MEAN_FACE_INPUT).to_image(mean_face_crop())
+    v = CropTransform.from_roi(box, MEAN_FACE_INPUT).to_image(mean_face_surface())
     v[:, 2] -= v[:, 2].min()
     return v
 
@@ -42,7 +44,11 @@ def test_reconstruction_matches_closed_form(rec):
     assert abs(f.pose.yaw) < FRONTAL_DEG and abs(f.pose.pitch) < FRONTAL_DEG and abs(f.pose.roll) < FRONTAL_DEG
     px_per_mm = MEAN_FACE_PX_PER_MM / CropTransform.from_roi(f.box, MEAN_FACE_INPUT).scale
     assert f.pose.scale == pytest.approx(px_per_mm, rel=1e-4)
-    assert_close(f.frontal_vertices, rec.layout.canonical_vertices, FRONTAL_MM, "frontalised vs canonical (mm)")
+    inside = np.ones(n, bool)
+    inside[boundary_loops(rec.layout.triangles)[0]] = False  # the outer border sits on a smoothed outline
+    canonical = rec.layout.canonical_vertices
+    assert_close(f.frontal_vertices[inside], canonical[inside], FRONTAL_MM, "frontalised vs canonical (mm)")
+    assert_close(f.frontal_vertices[~inside], canonical[~inside], BORDER_MM, "frontalised border (mm)")
     assert f.texture.shape == (512, 512, 3) and f.texture.dtype == np.uint8 and f.texture_mask.mean() > 0.5
     assert f.vertex_visibility.mean() > 0.95
     assert f.landmarks_2d.shape == (68, 2) and f.landmark_visibility.shape == (68,)

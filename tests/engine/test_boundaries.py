@@ -1,4 +1,5 @@
-"""Architecture boundaries (DESIGN.md §2): checked in fresh interpreters, so imports are real."""
+"""Architecture boundaries (docs/architecture.md, "Boundaries"), checked in fresh interpreters so
+imports are real."""
 
 from __future__ import annotations
 

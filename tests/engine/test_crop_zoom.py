@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from arrays import assert_close
-from mean_face import MEAN_FACE_INPUT, edit_bundle_meta, mean_face_crop, mean_face_keypoints
+from mean_face import MEAN_FACE_INPUT, edit_bundle_meta, mean_face_keypoints, mean_face_surface
 from synthetic import gradient_photo
 
 from engine.api import Reconstructor
@@ -76,7 +76,7 @@ def test_reconstruction_uses_the_bundle_zoom_in_both_passes(bundle_copy):
     first = CropTransform.from_roi(roi_from_detection(box, "frontal"), MEAN_FACE_INPUT, ZOOM).to_image(kp_crop)
     assert_close(rois_seen[1][0].as_list(), roi_from_landmarks(first[:, :2]).as_list(), 1e-2, "second roi")
     assert f.box in [r[0] for r in rois_seen[1:]]  # a re-crop (the zoomed mean face drifts: its steadiest one)
-    expected = CropTransform.from_roi(f.box, MEAN_FACE_INPUT, ZOOM).to_image(mean_face_crop())
+    expected = CropTransform.from_roi(f.box, MEAN_FACE_INPUT, ZOOM).to_image(mean_face_surface())
     expected[:, 2] -= expected[:, 2].min()
     assert_close(f.vertices, expected, POSITION_PX, "vertices vs the mean face in the zoomed crop")
     plain = Reconstructor.from_bundle(bundle_copy, ReconstructOptions(crop_zoom=1.0))(gradient_photo(), boxes=[box])[0]

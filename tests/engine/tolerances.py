@@ -1,4 +1,4 @@
-"""Tolerances of the engine tests, in one table with units (DESIGN.md §4.11).
+"""Tolerances of the engine tests, in one table with units (docs/architecture.md, "Style").
 
 Synthetic position maps are exact (the canonical face under a known similarity), so most tolerances
 are float32 round-off; the others name the approximation they absorb.
@@ -44,3 +44,7 @@ NEAR_SIDE_SEEN_MIN = 0.8  # vertices / texels seen on the near half at 80° yaw
 VERTEX_TEXELS_SEEN_MIN = 0.8  # vertices whose uv texel is in the mask at 20° yaw (measured 0.87:
 # hidden vertices and texels just outside the mesh's UV footprint at its border are not)
 SYMMETRIC_FILLED_MIN = 0.8  # far-half texels in the mask after symmetric fill at 80° yaw
+
+# ---- surface quality (engine.mesh_quality): the artist-ready bars ---------------------------------
+MESH_NORMAL_DEVIATION_DEG = 0.6  # median angle between a vertex normal and its neighbours' mean normal
+MESH_BORDER_ROUGHNESS = 1.10  # outer border length / the same loop smoothed along itself
