@@ -13,6 +13,8 @@ All or nothing: if anything fails, every datablock made so far is removed before
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ LANDMARK_EMPTY_SIZE_M = 0.002  # 2 mm spheres: visible on a ≈ 15 cm face witho
 LANDMARK_EMPTY_TYPE = "SPHERE"
 SKIN_ROUGHNESS = 0.6  # matte: the photo texture already carries the light it was taken in
 PROP = "prnet_"  # prefix of the custom properties this add-on writes
+TEXTURE_FOLDER = "textures"  # where Blender's Unpack writes packed images, beside the .blend
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,17 +159,36 @@ def build_texture_image(
     ≈ 2 ms instead of ≈ 400 ms of float conversion and PNG encoding on Blender's UI thread at 2048².
     """
     if png is not None and Path(png).is_file():
-        image = _track(created, bpy.data.images.load(png, check_existing=False))
-        image.pack()
+        name = _free_image_name(name)
+        with tempfile.TemporaryDirectory(prefix="prnet_texture_") as tmp:
+            # Unpack writes a packed file under the name it was loaded from: load it from a copy named
+            # after this face's (unique) image, not the worker's face_1_texture.png
+            staged = Path(tmp) / f"{bpy.path.clean_name(name)}.png"
+            shutil.copyfile(png, staged)
+            image = _track(created, bpy.data.images.load(str(staged), check_existing=False))
+            image.pack()
         image.name = name
-        image.filepath_raw = f"//{name}.png"  # where "unpack" writes it, beside the .blend
-        return image
-    pixels = texture_pixels(texture)
-    height, width = texture.shape[:2]
-    image = _track(created, bpy.data.images.new(name, width=width, height=height, alpha=False))
-    image.pixels.foreach_set(pixels)
-    image.pack()
+    else:
+        pixels = texture_pixels(texture)
+        height, width = texture.shape[:2]
+        image = _track(created, bpy.data.images.new(name, width=width, height=height, alpha=False))
+        image.pixels.foreach_set(pixels)
+        image.pack()
+    # File › External Data › Unpack writes each packed image to //textures/<this file name>: name it after
+    # the datablock, whose name is unique in the .blend (Blender adds .001, …), so no face overwrites another
+    image.filepath_raw = f"//{TEXTURE_FOLDER}/{bpy.path.clean_name(image.name)}.png"
+    image.file_format = "PNG"
     return image
+
+
+def _free_image_name(name: str) -> str:
+    """``name``, or the first of ``name.001``, ``name.002``, … that no image of the file has."""
+    taken = {image.name for image in bpy.data.images}
+    candidate, k = name, 0
+    while candidate in taken:
+        k += 1
+        candidate = f"{name}.{k:03d}"
+    return candidate
 
 
 def build_material(name: str, image: bpy.types.Image, *, created: list | None = None) -> bpy.types.Material:
@@ -212,8 +234,8 @@ def build_camera(ref: FaceResult, *, name: str, collection, created: list) -> bp
     cam.sensor_fit = "AUTO"
     cam.clip_start, cam.clip_end = setup.clip
     photo = _load_photo(ref.background or ref.photo, created)
-    if photo is not None and ref.background:
-        photo.pack()  # the upright copy lives in the worker's temp folder: keep its pixels in the .blend
+    if photo is not None and photo in created and photo.packed_file is None:
+        photo.pack()  # the .blend carries the photo (another machine; the worker's upright copy is temporary)
     if photo is not None:
         bg = cam.background_images.new()
         bg.image = photo

@@ -8,6 +8,7 @@ the camera with y up), 68 landmarks and a texture whose rows are distinguishable
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,3 +219,41 @@ def test_a_full_size_mesh_builds_whole():
         assert len(mesh.uv_layers) == 1 and len(mesh.uv_layers[0].data) == 3 * len(lay.triangles)
     finally:
         bpy.data.meshes.remove(mesh)
+
+
+def test_unpacking_writes_one_file_per_face_and_each_face_keeps_its_pixels(tmp_path):
+    """Two runs of one photo (same names) and a worker PNG per face, all named face_1_texture.png by
+    the worker: saved, unpacked (WRITE_LOCAL) and reopened, every face still shows its own texture,
+    and the photo behind the camera travels with the .blend."""
+    import cv2
+
+    textures = []
+    for k in range(2):
+        face = synthetic_face()
+        texture = face.texture.copy()
+        texture[..., 2] = 40 + 100 * k  # blue tells the two faces apart
+        png = tmp_path / f"worker{k}" / "face_1_texture.png"
+        png.parent.mkdir()
+        cv2.imwrite(str(png), np.ascontiguousarray(texture[..., ::-1]))
+        from dataclasses import replace
+
+        scene_build.build_photo(bpy.context, [replace(face, texture=texture, texture_png=str(png))])
+        textures.append(texture)
+        png.unlink()
+    blend = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.file.unpack_all(method="WRITE_LOCAL")
+    written = sorted((tmp_path / scene_build.TEXTURE_FOLDER).glob("*texture*.png"))
+    assert len(written) == 2, written
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    faces = sorted((o for o in bpy.data.objects if o.type == "MESH"), key=lambda o: o.name)
+    assert len(faces) == 2
+    for obj, texture in zip(faces, textures):
+        image = next(n for n in obj.active_material.node_tree.nodes if n.type == "TEX_IMAGE").image
+        h, w = texture.shape[:2]
+        px = np.empty(w * h * 4, np.float32)
+        image.pixels.foreach_get(px)
+        assert_close(px.reshape(h, w, 4)[::-1, :, :3], texture / 255.0, PIXEL_LEVEL, f"{obj.name}'s pixels")
+    photos = [i for i in bpy.data.images if i.filepath and "astronaut" in i.filepath]
+    assert photos and all(i.packed_file is not None or Path(bpy.path.abspath(i.filepath)).is_file() for i in photos)
