@@ -75,7 +75,10 @@ class _PhotoQueueOperator:
             "bundle": preferences.bundle_override(context),
         }
         self._build = scene_build.BuildOptions(
-            create_landmarks=o["create_landmarks"], apply_pose=o["apply_pose"], add_camera=o["add_camera"]
+            create_landmarks=o["create_landmarks"],
+            apply_pose=o["apply_pose"],
+            add_camera=o["add_camera"],
+            origin=tuple(context.scene.cursor.location),  # a new head goes where the artist put the cursor
         )
         self._queue, self._built, self._failed = list(self.photos(context)), [], []
         if not self._queue:
@@ -104,7 +107,10 @@ class _PhotoQueueOperator:
                 FaceResult.from_reply(f, photo=self._photo, landmark_names=reply["landmark_names"])
                 for f in reply["faces"]
             ]
-            self._built.append(scene_build.build_photo(context, faces, self._build))
+            built = scene_build.build_photo(context, faces, self._build)
+            if self._built:  # a batch: beside the last photo, not on top of it
+                scene_build.place_beside(built, self._built[-1])
+            self._built.append(built)
         except (ValueError, KeyError, RuntimeError) as exc:
             self._failed.append((self._photo, request.EngineClientError(f"could not build the result: {exc}")))
         finally:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import bpy
 import numpy as np
+from mathutils import Vector
 
 from .frames import BLENDER_EULER_ORDER, engine_to_blender, face_placement, frontal_landmarks, matched_camera
 from .result import FaceResult
@@ -32,6 +33,7 @@ LANDMARK_EMPTY_TYPE = "SPHERE"
 SKIN_ROUGHNESS = 0.6  # matte: the photo texture already carries the light it was taken in
 PROP = "prnet_"  # prefix of the custom properties this add-on writes
 TEXTURE_FOLDER = "textures"  # where Blender's Unpack writes packed images, beside the .blend
+HEAD_GAP_M = 0.05  # between the heads of photos laid out side by side (a batch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,7 @@ class BuildOptions:
     create_landmarks: bool = True
     apply_pose: bool = True
     add_camera: bool = True
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)  # world point of the photo's first face (the 3D cursor)
 
 
 @dataclass
@@ -68,6 +71,7 @@ def build_photo(context, faces: Sequence[FaceResult], options: BuildOptions | No
             )
         if options.add_camera:
             built.camera = build_camera(ref, name=f"{stem} camera", collection=collection, created=created)
+            built.camera.location = tuple(o + c for o, c in zip(options.origin, built.camera.location))
             scene = context.scene
             scene.camera = built.camera
             scene.render.resolution_x, scene.render.resolution_y = ref.image_size[1], ref.image_size[0]
@@ -83,6 +87,23 @@ def build_photo(context, faces: Sequence[FaceResult], options: BuildOptions | No
         obj.select_set(True)
     view_layer.objects.active = built.faces[0]
     return built
+
+
+def x_extent(built: BuiltPhoto) -> tuple[float, float]:
+    """(min, max) world X of the photo's heads (their meshes' bounding boxes; the heads have no parent, so
+    their own transform is their world one, current even before the view layer updates)."""
+    xs = [
+        (obj.matrix_basis @ Vector(corner)).x for obj in built.faces for corner in obj.bound_box
+    ]  # fmt: skip
+    return min(xs), max(xs)
+
+
+def place_beside(built: BuiltPhoto, previous: BuiltPhoto) -> None:
+    """Move a photo's heads (and its camera) along X so that they start :data:`HEAD_GAP_M` right of
+    ``previous``'s: a batch lays its photos out side by side, none overlapping the last."""
+    shift = x_extent(previous)[1] + HEAD_GAP_M - x_extent(built)[0]
+    for obj in [*built.faces, *([built.camera] if built.camera is not None else [])]:
+        obj.location.x += shift
 
 
 def remove_datablocks(blocks: Sequence[bpy.types.ID]) -> None:
@@ -107,7 +128,7 @@ def build_face(
     )  # fmt: skip
     obj.rotation_mode = BLENDER_EULER_ORDER
     obj.rotation_euler = place.euler
-    obj.location = place.location
+    obj.location = tuple(o + p for o, p in zip(options.origin, place.location))
     obj.scale = (place.scale,) * 3
     obj[PROP + "source_photo"] = face.photo
     obj[PROP + "bundle_id"] = face.bundle_id

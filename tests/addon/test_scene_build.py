@@ -257,3 +257,25 @@ def test_unpacking_writes_one_file_per_face_and_each_face_keeps_its_pixels(tmp_p
         assert_close(px.reshape(h, w, 4)[::-1, :, :3], texture / 255.0, PIXEL_LEVEL, f"{obj.name}'s pixels")
     photos = [i for i in bpy.data.images if i.filepath and "astronaut" in i.filepath]
     assert photos and all(i.packed_file is not None or Path(bpy.path.abspath(i.filepath)).is_file() for i in photos)
+
+
+def test_a_photo_lands_at_the_given_origin_with_its_camera_still_matched():
+    at_zero = scene_build.build_photo(bpy.context, [synthetic_face()])
+    head, camera = np.array(at_zero.faces[0].location), np.array(at_zero.camera.location)
+    origin = (1.5, -2.0, 0.75)
+    moved = scene_build.build_photo(bpy.context, [synthetic_face()], scene_build.BuildOptions(origin=origin))
+    assert_close(np.array(moved.faces[0].location), head + origin, FLOAT32_M, "head at the origin")
+    assert_close(np.array(moved.camera.location), camera + origin, FLOAT32_M, "camera moved with it")
+
+
+def test_a_batch_lays_photos_out_side_by_side_without_overlap():
+    first = scene_build.build_photo(bpy.context, [synthetic_face()])
+    second = scene_build.build_photo(bpy.context, [synthetic_face(yaw=-30.0)])
+    camera_offset = np.array(second.camera.location) - np.array(second.faces[0].location)
+    scene_build.place_beside(second, first)
+    bpy.context.view_layer.update()
+    (_, first_right), (second_left, _) = scene_build.x_extent(first), scene_build.x_extent(second)
+    assert second_left == pytest.approx(first_right + scene_build.HEAD_GAP_M, abs=1e-5)
+    assert_close(
+        np.array(second.camera.location) - np.array(second.faces[0].location), camera_offset, FLOAT32_M, "camera"
+    )
