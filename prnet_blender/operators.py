@@ -52,6 +52,16 @@ def error_line(exc: request.EngineClientError) -> str:
     return _ERROR_HINTS.get(exc.kind, "Engine: {msg}").format(msg=text[:1].upper() + text[1:])
 
 
+def _camera_note(built: scene_build.BuiltPhoto) -> str:
+    """What the build changed in the scene beyond its collection: with Matched Camera, the scene camera
+    and the render size (said, since they are the scene's, not the photo's)."""
+    if built.camera is None:
+        return ""
+    scene = built.camera.users_scene[0] if built.camera.users_scene else None
+    size = f", render size {scene.render.resolution_x}×{scene.render.resolution_y}" if scene is not None else ""
+    return f"; scene camera set to {built.camera.name!r}{size}"
+
+
 class _PhotoQueueOperator:
     """Mixin driving the engine over ``self.photos(context)``; subclasses only list the photos."""
 
@@ -125,9 +135,11 @@ class _PhotoQueueOperator:
                 return {"CANCELLED"}
             built = self._built[0]
             n_vertices = len(built.faces[0].data.vertices)
-            self.report({"INFO"}, f"{built.collection.name}: {n_faces} face(s), {n_vertices} vertices, {took:.1f} s")
+            line = f"{built.collection.name}: {n_faces} face(s), {n_vertices} vertices, {took:.1f} s"
+            self.report({"INFO"}, line + _camera_note(built))
             return {"FINISHED"}
         summary = f"{len(self._built)} photo(s) reconstructed ({n_faces} faces) in {took:.1f} s"
+        summary += _camera_note(self._built[-1]) if self._built else ""
         if self._failed:
             first_photo, first_exc = self._failed[0]
             summary += f"; {len(self._failed)} failed, first: {Path(first_photo).name}: {error_line(first_exc)}"

@@ -96,6 +96,7 @@ def test_modal_run_shows_progress_refuses_a_second_start_and_builds(ui, sample_p
         time.sleep(operators.TIMER_S)
     assert state == {"FINISHED"} and not operators.is_busy()
     assert op.reports[-1][0] == {"INFO"} and op.reports[-1][1].startswith("astronaut: 1 face(s)")
+    assert "scene camera set to 'astronaut camera', render size 512×512" in op.reports[-1][1]
     assert "Esc to cancel" in ui.workspace.status[0] and ui.workspace.status[-1] is None
     assert not ui.window_manager.timers and "astronaut" in bpy.data.objects
 
