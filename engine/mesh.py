@@ -41,6 +41,14 @@ def mesh_vertices(position_map: np.ndarray, layout: UVLayout) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
+def outer_border(layout: UVLayout) -> np.ndarray:
+    """(B,) vertex indices of the layout mesh's outer border loop, in order (computed once per layout)."""
+    loop = boundary_loops(layout.triangles)[0]
+    loop.setflags(write=False)
+    return loop
+
+
+@lru_cache(maxsize=4)
 def vertex_uv_px(layout: UVLayout) -> np.ndarray:
     """(N, 2) float64 layout-pixel (u = column, v = row) of the mesh's vertices: each face pixel's
     centre, except along the outer border loop, whose pixel staircase is smoothed along the loop
@@ -49,7 +57,7 @@ def vertex_uv_px(layout: UVLayout) -> np.ndarray:
     at them (:func:`mesh_uv`)."""
     rows, cols = np.divmod(layout.face_indices, layout.size)
     uv = np.stack([cols, rows], axis=1).astype(np.float64)
-    loop = boundary_loops(layout.triangles)[0]
+    loop = outer_border(layout)
     uv[loop] = ndimage.gaussian_filter1d(uv[loop], BORDER_UV_SIGMA_VERTICES, axis=0, mode="wrap")
     uv.setflags(write=False)
     return uv

@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from .layout import UVLayout
-from .mesh_quality import boundary_loops
+from .mesh import outer_border
 from .types import HeadPose
 
 POSE_SUBSAMPLE = 4  # fit on every 4th vertex (11k of 45k): still spread over the whole face, 4× less work
@@ -103,7 +103,7 @@ def pose_vertex_indices(layout: UVLayout, subsample: int) -> np.ndarray:
     outline between the layout's pixels (engine.mesh.vertex_uv_px), so they do not match the
     canonical vertices exactly."""
     border = np.zeros(layout.n_vertices, bool)
-    border[boundary_loops(layout.triangles)[0]] = True
+    border[outer_border(layout)] = True
     picked = np.arange(0, layout.n_vertices, subsample)
     return picked[~border[picked]]
 

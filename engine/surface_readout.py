@@ -46,7 +46,6 @@ def extension_matrix(valid: np.ndarray, rings: int = EXTENSION_PX) -> tuple[spar
     valid = np.asarray(valid, bool)
     h, w = valid.shape
     p = h * w
-    flat = np.arange(p)
     known = valid.copy()
     rows = sparse.identity(p, format="csr", dtype=np.float64).multiply(valid.ravel()[:, None]).tocsr()
     for _ in range(rings):
@@ -80,10 +79,15 @@ def extension_matrix(valid: np.ndarray, rings: int = EXTENSION_PX) -> tuple[spar
         vals = np.concatenate(coef_vals) / weight[np.concatenate(coef_rows)]
         step = sparse.csr_matrix((vals, (np.concatenate(coef_rows), np.concatenate(coef_cols))), shape=(len(r), p))
         new_rows = step @ rows  # in terms of trusted pixels
-        place = sparse.csr_matrix((np.ones(len(r)), (flat[r * w + c], np.arange(len(r)))), shape=(p, len(r)))
-        rows = (rows + place @ new_rows).tocsr()
+        rows = (rows + _placed(new_rows, r * w + c, p)).tocsr()
         known |= ring
     return rows, known
+
+
+def _placed(block: sparse.spmatrix, at: np.ndarray, n_rows: int) -> sparse.csr_matrix:
+    """A (n_rows, columns) sparse matrix holding row i of ``block`` (K, columns) at row ``at[i]``, zeros elsewhere."""
+    scatter = sparse.csr_matrix((np.ones(len(at)), (at, np.arange(len(at)))), shape=(n_rows, len(at)))
+    return (scatter @ block).tocsr()
 
 
 def _next_ring(known: np.ndarray) -> np.ndarray:
@@ -131,8 +135,7 @@ def cubic_sampler(valid: np.ndarray, uv: np.ndarray) -> MapSampler:
     )
     if not ok.all():
         lost = np.flatnonzero(~ok)
-        place = sparse.csr_matrix((np.ones(len(lost)), (lost, np.arange(len(lost)))), shape=(len(uv), len(lost)))
-        matrix = matrix + place @ MapSampler.build(valid, uv[lost]).matrix
+        matrix = matrix + _placed(MapSampler.build(valid, uv[lost]).matrix, lost, len(uv))
     return MapSampler(shape=(h, w), matrix=matrix.tocsr().astype(np.float32))
 
 

@@ -12,7 +12,7 @@ from engine.api import Reconstructor
 from engine.crop import CropTransform, roi_from_landmarks
 from engine.detect import FixedBoxDetector, roi_from_detection
 from engine.errors import InvalidOptionError
-from engine.mesh_quality import boundary_loops
+from engine.mesh import outer_border
 from engine.passes import REFINE_MAX_PASSES
 from engine.types import BoundingBox
 
@@ -45,7 +45,7 @@ def test_reconstruction_matches_closed_form(rec):
     px_per_mm = MEAN_FACE_PX_PER_MM / CropTransform.from_roi(f.box, MEAN_FACE_INPUT).scale
     assert f.pose.scale == pytest.approx(px_per_mm, rel=1e-4)
     inside = np.ones(n, bool)
-    inside[boundary_loops(rec.layout.triangles)[0]] = False  # the outer border sits on a smoothed outline
+    inside[outer_border(rec.layout)] = False  # the outer border sits on a smoothed outline
     canonical = rec.layout.canonical_vertices
     assert_close(f.frontal_vertices[inside], canonical[inside], FRONTAL_MM, "frontalised vs canonical (mm)")
     assert_close(f.frontal_vertices[~inside], canonical[~inside], BORDER_MM, "frontalised border (mm)")

@@ -8,8 +8,7 @@ from arrays import assert_close
 from synthetic import gradient_photo, layout, posed_face
 from tolerances import FRONT_FACING_MIN, STEEP_FRONT_FACING_MIN, UV_EXACT, VERTEX_COLOR_LEVELS
 
-from engine.mesh import mesh_uv, mesh_vertices, vertex_colors
-from engine.mesh_quality import boundary_loops
+from engine.mesh import mesh_uv, mesh_vertices, outer_border, vertex_colors
 
 BORDER_UV_MOVE_PX = 2.0  # layout px: the smoothed outline rounds the layout's sharpest corners by ≈1.7 px
 STEEP_COSINE = 0.5  # triangles whose normal is within 60° of the view axis
@@ -29,7 +28,7 @@ def test_mesh_uv_is_in_the_unit_square_with_v_up():
     assert uv.min() >= 0.0 and uv.max() <= 1.0
     rows, cols = np.divmod(lay.face_indices, lay.size)
     inside = np.ones(lay.n_vertices, bool)
-    inside[boundary_loops(lay.triangles)[0]] = False  # the outer border's vertices sit on a smoothed outline
+    inside[outer_border(lay)] = False  # the outer border's vertices sit on a smoothed outline
     assert_close(uv[inside, 0], cols[inside] / (lay.size - 1), UV_EXACT, "u = column / (S - 1)")
     assert_close(uv[inside, 1], 1.0 - rows[inside] / (lay.size - 1), UV_EXACT, "v = 1 - row / (S - 1)")
     pixel = np.stack([cols, (lay.size - 1) - rows], axis=1) / (lay.size - 1)
