@@ -21,7 +21,15 @@ from .errors import InvalidOptionError
 from .face_search import FaceSearch
 from .image_io import load_image
 from .mesh import mesh_uv
-from .options import DEFAULT_TEXTURE_SIZE, ReconstructOptions, check_texture_size
+from .mouth import check_mouth_mode
+from .options import (
+    DEFAULT_MOUTH,
+    DEFAULT_TEXTURE_MODE,
+    DEFAULT_TEXTURE_SIZE,
+    ReconstructOptions,
+    check_texture_mode,
+    check_texture_size,
+)
 from .passes import NetworkPasses
 from .readout import Readout
 from .stage_times import StageClock, StageTimes
@@ -102,12 +110,16 @@ class Reconstructor:
         boxes: list[BoundingBox] | None = None,
         all_faces: bool = True,
         texture_size: int = DEFAULT_TEXTURE_SIZE,
-        symmetric_fill: bool = False,
+        texture_mode: str = DEFAULT_TEXTURE_MODE,
+        mouth: str = DEFAULT_MOUTH,
     ) -> list[FaceReconstruction]:
         """Reconstruct the faces in ``image`` (path or array). ``boxes`` (face boxes, image px) skip
         detection; ``all_faces=False`` keeps the largest face only; ``texture_size`` within
-        engine.options' limits. No face → ``[]``."""
+        engine.options' limits; ``texture_mode`` (``complete`` or ``photo``, engine.texture) and
+        ``mouth`` (``closed`` or ``open``, engine.mouth) shape the asset. No face → ``[]``."""
         texture_size = check_texture_size(texture_size)
+        texture_mode = check_texture_mode(texture_mode)
+        mouth = check_mouth_mode(mouth)
         t0 = time.perf_counter()
         rgb = load_image(image)
         t1 = time.perf_counter()
@@ -127,7 +139,8 @@ class Reconstructor:
                 layout=self.layout,
                 uv=self.uv,
                 texture_size=texture_size,
-                symmetric_fill=symmetric_fill,
+                texture_mode=texture_mode,
+                mouth=mouth,
             )
             faces.append(done.face)
             texture_s += done.texture_seconds

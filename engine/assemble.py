@@ -4,7 +4,7 @@ The face's final position map (crop px) is read out at the layout's vertices and
 frame; z is offset so that the face's nearest-to-far range starts at 0 (min z = 0), the landmarks
 with it. Visibility comes from one z-buffer of the mesh (engine.visibility), the pose from a
 similarity fit to the layout's mean face (engine.pose), the texture from the photo resampled into the
-UV square (engine.texture).
+UV square (engine.texture); the triangles close or open the lip slit (engine.mouth).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import numpy as np
 from .crop import CropTransform
 from .layout import UVLayout
 from .mesh import vertex_colors
+from .mouth import mouth_triangles
 from .passes import NetworkPasses
-from .pose import estimate_pose, frontalize
+from .pose import estimate_pose, frontalize, head_pivot
 from .position_map import map_from_vertices
 from .texture import extract_texture
 from .turns import TurnedCrop
@@ -44,7 +45,8 @@ def assemble_face(
     layout: UVLayout,
     uv: np.ndarray,
     texture_size: int,
-    symmetric_fill: bool,
+    texture_mode: str,
+    mouth: str,
 ) -> Assembled:
     """The reconstruction of one face of the RGB photo ``rgb`` (H, W, 3) uint8 from its final (S, S, 3)
     map in crop px, its crop ``transform`` and final ``roi`` (photo px); ``uv`` (N, 2) the layout's
@@ -54,14 +56,14 @@ def assemble_face(
     z0 = vertices[:, 2].min()
     vertices[:, 2] -= z0
     landmarks[:, 2] -= z0
-    tris = layout.triangles
+    tris = mouth_triangles(layout, mouth)
     zbuf = ZBuffer.from_mesh(vertices, tris)
     visible = vertex_visibility(vertices, tris, zbuffer=zbuf)
     pose = estimate_pose(vertices, layout)
     position_map = map_from_vertices(vertices, layout)
     t0 = time.perf_counter()
     texture, tex_mask = extract_texture(
-        rgb, position_map, layout, size=texture_size, symmetric_fill=symmetric_fill, visibility=visible
+        rgb, position_map, layout, size=texture_size, mode=texture_mode, visibility=visible
     )
     texture_seconds = time.perf_counter() - t0
     face = FaceReconstruction(
@@ -80,5 +82,7 @@ def assemble_face(
         frontal_vertices=frontalize(vertices, pose).astype(np.float32),
         texture=texture,
         texture_mask=tex_mask,
+        mouth=mouth,
+        head_pivot=head_pivot(frontalize(landmarks, pose)),
     )
     return Assembled(face, texture_seconds)

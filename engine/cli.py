@@ -14,7 +14,22 @@ from pathlib import Path
 
 from .device import DEFAULT_DEVICE, DEVICES
 from .errors import EngineError, InvalidOptionError
-from .options import DEFAULT_TEXTURE_SIZE, TEXTURE_SIZE_MAX, TEXTURE_SIZE_MIN, check_texture_size
+from .options import (
+    DEFAULT_MOUTH,
+    DEFAULT_QUAD_CELLS,
+    DEFAULT_TEXTURE_MODE,
+    DEFAULT_TEXTURE_SIZE,
+    DEFAULT_TOPOLOGY,
+    MOUTH_MODES,
+    QUAD_CELLS_MAX,
+    QUAD_CELLS_MIN,
+    TEXTURE_MODES,
+    TEXTURE_SIZE_MAX,
+    TEXTURE_SIZE_MIN,
+    TOPOLOGIES,
+    check_quad_cells,
+    check_texture_size,
+)
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
 
@@ -46,7 +61,9 @@ def _read_boxes(path: Path) -> dict[str, list]:
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from .api import Reconstructor
     from .export import check_writable, export_face
+    from .image_io import load_image
     from .options import ReconstructOptions
+    from .quad_mesh import face_mesh
 
     try:
         boxes = _read_boxes(args.boxes) if args.boxes else {}
@@ -63,16 +80,25 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     for i, photo in enumerate(args.photos, start=1):
         t0 = time.perf_counter()
         try:
+            rgb = load_image(photo)
             faces = rec(
-                photo,
+                rgb,
                 boxes=boxes.get(Path(photo).name),
                 all_faces=args.all_faces,
                 texture_size=args.texture_size,
-                symmetric_fill=args.symmetric_fill,
+                texture_mode=args.texture_mode,
+                mouth=args.mouth,
             )
             stem = Path(photo).stem
             for k, face in enumerate(faces, start=1):
-                export_face(face, args.output, stem if len(faces) == 1 else f"{stem}_{k}", formats=formats)
+                export_face(
+                    face,
+                    args.output,
+                    stem if len(faces) == 1 else f"{stem}_{k}",
+                    formats=formats,
+                    mesh=face_mesh(face, rec.layout, args.topology, args.quad_cells, rgb),
+                    texture_alpha=args.texture_mode == "photo",
+                )
             msg = f"{Path(photo).name}: {len(faces)} face(s), {time.perf_counter() - t0:.2f} s"
             if not faces:
                 msg = f"{Path(photo).name}: no face found"
@@ -154,7 +180,32 @@ def build_parser() -> argparse.ArgumentParser:
         help='JSON {"photo.jpg": [[left, top, right, bottom], ...]} used instead of detection',
     )
     r.add_argument("--all-faces", action="store_true", help="every face found (default: the largest)")
-    r.add_argument("--symmetric-fill", action="store_true", help="fill the hidden side of the texture by symmetry")
+    r.add_argument(
+        "--texture-mode",
+        choices=TEXTURE_MODES,
+        default=DEFAULT_TEXTURE_MODE,
+        help="complete: every texel coloured, the hidden side from the mirror side; photo: only what the photo "
+        "shows, the rest transparent in the PNG (default: %(default)s)",
+    )
+    r.add_argument(
+        "--mouth",
+        choices=MOUTH_MODES,
+        default=DEFAULT_MOUTH,
+        help="closed: the lips meet; open: the mesh is cut along the inner lips (default: %(default)s)",
+    )
+    r.add_argument(
+        "--topology",
+        choices=TOPOLOGIES,
+        default=DEFAULT_TOPOLOGY,
+        help="triangles: the dense mesh; quads: a regular quad grid for sculpting (default: %(default)s)",
+    )
+    r.add_argument(
+        "--quad-cells",
+        type=int,
+        default=DEFAULT_QUAD_CELLS,
+        help=f"with --topology quads: grid cells across the UV square, {QUAD_CELLS_MIN}-{QUAD_CELLS_MAX} "
+        "(default: %(default)s)",
+    )
     r.add_argument("--extra-formats", nargs="*", choices=("ply", "npz"), help="also write these formats")
     add_averaging_options(r)
     r.set_defaults(func=cmd_reconstruct)
@@ -192,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "texture_size", None) is not None:
             check_texture_size(args.texture_size)
+        if getattr(args, "quad_cells", None) is not None:
+            check_quad_cells(args.quad_cells)
     except InvalidOptionError as exc:
-        print(f"error: --texture-size: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return int(args.func(args))

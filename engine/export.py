@@ -27,7 +27,8 @@ from .atomic_write import check_writable, write_files_atomically
 from .errors import OutputError
 from .landmarks import LANDMARK_NAMES
 from .layout import N_LANDMARKS
-from .types import FaceReconstruction
+from .quad_mesh import triangle_mesh
+from .types import FaceMesh, FaceReconstruction
 
 FORMATS = ("obj", "landmarks", "pose", "ply", "npz")  # obj = OBJ + MTL + texture PNG
 DEFAULT_FORMATS = ("obj", "landmarks", "pose")
@@ -38,16 +39,22 @@ JSON_DECIMALS = 4  # px / degrees; same reasoning as XYZ_FORMAT
 IMAGE_FRAME = "image px of the upright photo: origin top-left, x right, y down, z toward the camera (larger = nearer)"
 POSE_CONVENTION = (
     "image = scale * rotation @ canonical + translation (canonical: layout mean face, mm; image: px, x right, "
-    "y down, z toward the camera); rotation = Rz(roll) @ Ry(yaw) @ Rx(pitch), degrees, column vectors"
+    "y down, z toward the camera); rotation = Rz(roll) @ Ry(yaw) @ Rx(pitch), degrees, column vectors; "
+    "head_pivot: canonical mm, where the head turns on the neck"
 )
 
 
 def write_obj(
-    path: str | Path, recon: FaceReconstruction, *, mtl_name: str | None = None, material: str = MATERIAL_NAME
+    path: str | Path,
+    recon: FaceReconstruction | FaceMesh,
+    *,
+    mtl_name: str | None = None,
+    material: str = MATERIAL_NAME,
 ) -> Path:
-    """OBJ with ``mtllib`` (default: the OBJ's name with ``.mtl``), one ``vt`` per vertex, 1-based faces."""
+    """OBJ with ``mtllib`` (default: the OBJ's name with ``.mtl``), one ``vt`` per vertex, 1-based
+    faces (triangles, or quads for a quad :class:`~engine.types.FaceMesh`)."""
     path = Path(path)
-    return _write_one(path, _obj_bytes(recon, mtl_name or path.with_suffix(".mtl").name, material))
+    return _write_one(path, _obj_bytes(_as_mesh(recon), mtl_name or path.with_suffix(".mtl").name, material))
 
 
 def write_mtl(path: str | Path, texture_file_name: str, *, material: str = MATERIAL_NAME) -> Path:
@@ -55,14 +62,14 @@ def write_mtl(path: str | Path, texture_file_name: str, *, material: str = MATER
     return _write_one(path, _mtl_bytes(texture_file_name, material))
 
 
-def write_texture_png(path: str | Path, texture: np.ndarray) -> Path:
-    """An (H, W, 3) uint8 RGB texture as PNG."""
-    return _write_one(path, _png_bytes(texture))
+def write_texture_png(path: str | Path, texture: np.ndarray, alpha: np.ndarray | None = None) -> Path:
+    """An (H, W, 3) uint8 RGB texture as PNG; with ``alpha`` (H, W) bool, RGBA (opaque where True)."""
+    return _write_one(path, _png_bytes(texture, alpha))
 
 
-def write_ply(path: str | Path, recon: FaceReconstruction) -> Path:
+def write_ply(path: str | Path, recon: FaceReconstruction | FaceMesh) -> Path:
     """Binary little-endian PLY: float32 xyz (y up, like OBJ), uchar RGB, uchar-count int32 faces."""
-    return _write_one(path, _ply_bytes(recon))
+    return _write_one(path, _ply_bytes(_as_mesh(recon)))
 
 
 def write_landmarks_json(path: str | Path, recon: FaceReconstruction) -> Path:
@@ -71,20 +78,31 @@ def write_landmarks_json(path: str | Path, recon: FaceReconstruction) -> Path:
 
 
 def write_pose_json(path: str | Path, recon: FaceReconstruction) -> Path:
-    """``yaw``/``pitch``/``roll`` (degrees), ``rotation``, ``translation``, ``scale``, ``convention``."""
+    """``yaw``/``pitch``/``roll`` (degrees), ``rotation``, ``translation``, ``scale``, ``head_pivot``
+    (canonical mm), ``convention``."""
     return _write_one(path, _pose_bytes(recon))
 
 
-def write_npz(path: str | Path, recon: FaceReconstruction) -> Path:
-    """Every array field by its name, plus box, image_size, layout_id and pose_* entries."""
-    return _write_one(path, _npz_bytes(recon))
+def write_npz(path: str | Path, recon: FaceReconstruction, mesh: FaceMesh | None = None) -> Path:
+    """Every array field by its name, plus box, image_size, layout_id, mouth and pose_* entries; with a
+    quad ``mesh``, also its arrays as ``mesh_vertices``, ``mesh_faces``, ``mesh_uv``,
+    ``mesh_vertex_colors`` and ``mesh_frontal_vertices``."""
+    return _write_one(path, _npz_bytes(recon, mesh))
 
 
 def export_face(
-    recon: FaceReconstruction, out_dir: str | Path, stem: str, *, formats: Iterable[str] = DEFAULT_FORMATS
+    recon: FaceReconstruction,
+    out_dir: str | Path,
+    stem: str,
+    *,
+    formats: Iterable[str] = DEFAULT_FORMATS,
+    mesh: FaceMesh | None = None,
+    texture_alpha: bool = False,
 ) -> list[Path]:
     """Write ``STEM.obj``/``.mtl``/``_texture.png``, ``STEM.landmarks.json``, ``STEM.pose.json``,
-    and, when asked, ``STEM.ply`` and ``STEM.npz`` into ``out_dir`` (created if missing)."""
+    and, when asked, ``STEM.ply`` and ``STEM.npz`` into ``out_dir`` (created if missing). OBJ and PLY
+    hold ``mesh`` (default: the reconstruction's triangles; engine.quad_mesh gives quads);
+    ``texture_alpha`` writes the texture as RGBA with the photo-seen mask as alpha."""
     formats = tuple(formats)
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
@@ -94,53 +112,59 @@ def export_face(
     out = Path(out_dir)
     check_writable(out)
     payloads: dict[Path, bytes] = {}
+    shape = _as_mesh(recon) if mesh is None else mesh
     if "obj" in formats:
         texture_name = f"{stem}_texture.png"
-        payloads[out / f"{stem}.obj"] = _obj_bytes(recon, f"{stem}.mtl", MATERIAL_NAME)
+        payloads[out / f"{stem}.obj"] = _obj_bytes(shape, f"{stem}.mtl", MATERIAL_NAME)
         payloads[out / f"{stem}.mtl"] = _mtl_bytes(texture_name, MATERIAL_NAME)
-        payloads[out / texture_name] = _png_bytes(recon.texture)
+        payloads[out / texture_name] = _png_bytes(recon.texture, recon.texture_mask if texture_alpha else None)
     if "landmarks" in formats:
         payloads[out / f"{stem}.landmarks.json"] = _landmarks_bytes(recon)
     if "pose" in formats:
         payloads[out / f"{stem}.pose.json"] = _pose_bytes(recon)
     if "ply" in formats:
-        payloads[out / f"{stem}.ply"] = _ply_bytes(recon)
+        payloads[out / f"{stem}.ply"] = _ply_bytes(shape)
     if "npz" in formats:
-        payloads[out / f"{stem}.npz"] = _npz_bytes(recon)
+        payloads[out / f"{stem}.npz"] = _npz_bytes(recon, mesh)
     return write_files_atomically(payloads)
 
 
-def _check_mesh(recon: FaceReconstruction) -> int:
+def _as_mesh(recon: FaceReconstruction | FaceMesh) -> FaceMesh:
+    return recon if isinstance(recon, FaceMesh) else triangle_mesh(recon)
+
+
+def _check_mesh(mesh: FaceMesh) -> int:
     """Number of vertices, after checking the mesh arrays agree; ValueError names the bad shape."""
-    n = len(recon.vertices)
+    n = len(mesh.vertices)
     expected = {"vertices": (n, 3), "uv": (n, 2), "vertex_colors": (n, 3)}
     for name, shape in expected.items():
-        got = getattr(recon, name).shape
+        got = getattr(mesh, name).shape
         if got != shape:
             raise ValueError(f"{name} must have shape {shape}, got {got}")
-    tris = recon.triangles
-    if tris.ndim != 2 or tris.shape[1] != 3:
-        raise ValueError(f"triangles must have shape (T, 3), got {tris.shape}")
-    if tris.size and (tris.min() < 0 or tris.max() >= n):
-        raise ValueError(f"triangle indices must lie in 0..{n - 1}, got {tris.min()}..{tris.max()}")
+    faces = mesh.faces
+    if faces.ndim != 2 or faces.shape[1] not in (3, 4):
+        raise ValueError(f"faces must have shape (F, 3) or (F, 4), got {faces.shape}")
+    if faces.size and (faces.min() < 0 or faces.max() >= n):
+        raise ValueError(f"face indices must lie in 0..{n - 1}, got {faces.min()}..{faces.max()}")
     return n
 
 
-def _mesh_xyz(recon: FaceReconstruction) -> np.ndarray:
+def _mesh_xyz(mesh: FaceMesh) -> np.ndarray:
     """(N, 3) float64 image frame → mesh frame (y negated)."""
-    return np.asarray(recon.vertices, np.float64) * (1.0, -1.0, 1.0)
+    return np.asarray(mesh.vertices, np.float64) * (1.0, -1.0, 1.0)
 
 
-def _obj_bytes(recon: FaceReconstruction, mtl_name: str, material: str) -> bytes:
-    n = _check_mesh(recon)
-    tris = np.asarray(recon.triangles, np.int64) + 1
+def _obj_bytes(mesh: FaceMesh, mtl_name: str, material: str) -> bytes:
+    n = _check_mesh(mesh)
+    faces = np.asarray(mesh.faces, np.int64) + 1
     head = (
         "# prnet_blender face mesh: image px with y negated (x right, y up, z toward the viewer)\n"
         f"mtllib {mtl_name}\no face\n"
     )
-    v = (f"v {XYZ_FORMAT} {XYZ_FORMAT} {XYZ_FORMAT}\n" * n) % tuple(_mesh_xyz(recon).ravel())
-    vt = (f"vt {UV_FORMAT} {UV_FORMAT}\n" * n) % tuple(np.asarray(recon.uv, np.float64).ravel())
-    f = ("f %d/%d %d/%d %d/%d\n" * len(tris)) % tuple(np.repeat(tris, 2, axis=1).ravel())
+    v = (f"v {XYZ_FORMAT} {XYZ_FORMAT} {XYZ_FORMAT}\n" * n) % tuple(_mesh_xyz(mesh).ravel())
+    vt = (f"vt {UV_FORMAT} {UV_FORMAT}\n" * n) % tuple(np.asarray(mesh.uv, np.float64).ravel())
+    line = "f" + " %d/%d" * faces.shape[1] + "\n"
+    f = (line * len(faces)) % tuple(np.repeat(faces, 2, axis=1).ravel())
     return (head + v + vt + f"usemtl {material}\ns off\n" + f).encode("ascii")
 
 
@@ -151,24 +175,30 @@ def _mtl_bytes(texture_file_name: str, material: str) -> bytes:
     return ("\n".join([*lines, f"map_Kd {texture_file_name}"]) + "\n").encode("utf-8")
 
 
-def _png_bytes(texture: np.ndarray) -> bytes:
+def _png_bytes(texture: np.ndarray, alpha: np.ndarray | None = None) -> bytes:
     texture = np.asarray(texture)
     if texture.ndim != 3 or texture.shape[2] != 3 or texture.dtype != np.uint8:
         raise ValueError(f"texture must be (H, W, 3) uint8 RGB, got {texture.shape} {texture.dtype}")
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(texture[..., ::-1]))  # OpenCV wants BGR
+    bgr = texture[..., ::-1]  # OpenCV wants BGR
+    if alpha is not None:
+        if np.shape(alpha) != texture.shape[:2]:
+            raise ValueError(f"alpha must be {texture.shape[:2]}, got {np.shape(alpha)}")
+        bgr = np.dstack([bgr, np.where(alpha, 255, 0).astype(np.uint8)])
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(bgr))
     if not ok:
         raise OutputError("PNG encoding of the texture failed")
     return buf.tobytes()
 
 
-def _ply_bytes(recon: FaceReconstruction) -> bytes:
-    n = _check_mesh(recon)
+def _ply_bytes(mesh: FaceMesh) -> bytes:
+    n = _check_mesh(mesh)
     vert = np.empty(n, dtype=[("xyz", "<f4", 3), ("rgb", "u1", 3)])
-    vert["xyz"] = _mesh_xyz(recon)
-    vert["rgb"] = np.rint(np.clip(recon.vertex_colors, 0.0, 1.0) * 255.0)
-    face = np.empty(len(recon.triangles), dtype=[("count", "u1"), ("index", "<i4", 3)])
-    face["count"] = 3
-    face["index"] = recon.triangles
+    vert["xyz"] = _mesh_xyz(mesh)
+    vert["rgb"] = np.rint(np.clip(mesh.vertex_colors, 0.0, 1.0) * 255.0)
+    k = mesh.faces.shape[1]
+    face = np.empty(len(mesh.faces), dtype=[("count", "u1"), ("index", "<i4", k)])
+    face["count"] = k
+    face["index"] = mesh.faces
     header = "\n".join([
         "ply", "format binary_little_endian 1.0",
         "comment prnet_blender face mesh: image px with y negated (x right, y up, z toward the viewer)",
@@ -210,16 +240,19 @@ def _pose_bytes(recon: FaceReconstruction) -> bytes:
     angles = {k: round(float(getattr(p, k)), JSON_DECIMALS) for k in ("yaw", "pitch", "roll")}
     return _json_bytes({
         **angles, "rotation": np.asarray(p.rotation, np.float64).tolist(), "translation": _rounded(p.translation),
-        "scale": float(p.scale), "convention": POSE_CONVENTION,
+        "scale": float(p.scale), "head_pivot": _rounded(recon.head_pivot), "convention": POSE_CONVENTION,
     })  # fmt: skip
 
 
-def _npz_bytes(recon: FaceReconstruction) -> bytes:
+def _npz_bytes(recon: FaceReconstruction, mesh: FaceMesh | None = None) -> bytes:
     arrays = {f.name: getattr(recon, f.name) for f in fields(recon) if isinstance(getattr(recon, f.name), np.ndarray)}
+    if mesh is not None and mesh.topology == "quads":
+        _check_mesh(mesh)
+        arrays.update({f"mesh_{f.name}": getattr(mesh, f.name) for f in fields(mesh)})
     p = recon.pose
     arrays.update(
         box=np.array([*recon.box.as_list(), recon.box.score]), image_size=np.array(recon.image_size),
-        layout_id=np.array(recon.layout_id), pose_rotation=np.asarray(p.rotation),
+        layout_id=np.array(recon.layout_id), mouth=np.array(recon.mouth), pose_rotation=np.asarray(p.rotation),
         pose_translation=np.asarray(p.translation), pose_scale=np.array(p.scale),
         pose_yaw_pitch_roll=np.array([p.yaw, p.pitch, p.roll]),
     )  # fmt: skip

@@ -27,14 +27,35 @@ TEXTURE_SIZE_MIN = 256  # the layout's own resolution: a smaller texture drops d
 TEXTURE_SIZE_MAX = 4096  # 48 MB of RGB per face, and 16× the 1024² sampling plan; the photo rarely holds more
 DEFAULT_TEXTURE_SIZE = 1024
 TEXTURE_SIZE_MENU = (512, 1024, 2048, 4096)  # what the Blender add-on offers: powers of two, for mip-mapping
+TEXTURE_MODES = ("complete", "photo")  # every texel coloured / the photo's texels only (engine.texture)
+DEFAULT_TEXTURE_MODE = "complete"
+MOUTH_MODES = ("closed", "open")  # the lip slit stitched / cut along the inner lips (engine.mouth)
+DEFAULT_MOUTH = "closed"  # what looks right on a neutral face
+TOPOLOGIES = ("triangles", "quads")  # the layout's dense mesh / a regular quad grid (engine.quad_mesh)
+DEFAULT_TOPOLOGY = "triangles"
+QUAD_CELLS_MIN = 16  # grid cells across the UV square: below this the face loses its nose and lips
+QUAD_CELLS_MAX = 255  # the layout's own cells across: a finer grid adds vertices, not detail
+DEFAULT_QUAD_CELLS = 128  # ≈ 10k quads over the face: sculpts and subdivides well
 
 __all__ = [
+    "DEFAULT_MOUTH",
+    "DEFAULT_QUAD_CELLS",
+    "DEFAULT_TEXTURE_MODE",
     "DEFAULT_TEXTURE_SIZE",
+    "DEFAULT_TOPOLOGY",
+    "MOUTH_MODES",
+    "QUAD_CELLS_MAX",
+    "QUAD_CELLS_MIN",
+    "TEXTURE_MODES",
     "TEXTURE_SIZE_MAX",
     "TEXTURE_SIZE_MENU",
     "TEXTURE_SIZE_MIN",
+    "TOPOLOGIES",
     "InvalidOptionError",
     "ReconstructOptions",
+    "check_choice",
+    "check_quad_cells",
+    "check_texture_mode",
     "check_texture_size",
     "parse_boxes",
 ]
@@ -47,6 +68,27 @@ def check_texture_size(size: Any) -> int:
     if not TEXTURE_SIZE_MIN <= int(size) <= TEXTURE_SIZE_MAX:
         raise InvalidOptionError(f"texture size must be within {TEXTURE_SIZE_MIN}..{TEXTURE_SIZE_MAX}, got {size!r}")
     return int(size)
+
+
+def check_choice(value: Any, choices: Sequence[str], what: str) -> str:
+    """``value`` when it is one of ``choices``, else InvalidOptionError naming ``what``."""
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidOptionError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def check_texture_mode(mode: Any) -> str:
+    """``mode`` when it is one of :data:`TEXTURE_MODES`."""
+    return check_choice(mode, TEXTURE_MODES, "texture mode")
+
+
+def check_quad_cells(cells: Any) -> int:
+    """``cells`` as an int when it is a whole number in [:data:`QUAD_CELLS_MIN`, :data:`QUAD_CELLS_MAX`]."""
+    if isinstance(cells, bool) or not isinstance(cells, int) and not _is_integer_like(cells):
+        raise InvalidOptionError(f"quad cells must be a whole number, got {cells!r}")
+    if not QUAD_CELLS_MIN <= int(cells) <= QUAD_CELLS_MAX:
+        raise InvalidOptionError(f"quad cells must be within {QUAD_CELLS_MIN}..{QUAD_CELLS_MAX}, got {cells!r}")
+    return int(cells)
 
 
 def _is_integer_like(value: Any) -> bool:

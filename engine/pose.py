@@ -24,6 +24,13 @@ from .mesh import outer_border
 from .types import HeadPose
 
 POSE_SUBSAMPLE = 4  # fit on every 4th vertex (11k of 45k): still spread over the whole face, 4× less work
+JAW_ENDS = (0, 16)  # 0-based landmarks at the top of the jaw line, just in front of the ears
+MIDLINE = (8, 27, 30, 33, 51, 57)  # chin, nose bridge, nose tip, nose base, lips: the face's midline
+# the head pivots on the neck at the occipital condyles, level with the base of the nose in profile
+# (about 35 mm below the ear canal's level) and a little behind the ear's front (canonical frame: y
+# down, z toward the camera)
+PIVOT_BELOW_EAR_MM = 35.0
+PIVOT_BEHIND_EAR_MM = 10.0
 GIMBAL_EPS = 1e-9  # |cos yaw| below this: yaw = ±90° exactly in float64, roll is not separable
 
 
@@ -133,3 +140,16 @@ def frontalize(vertices: np.ndarray, pose: HeadPose) -> np.ndarray:
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         raise ValueError(f"vertices must be (N, 3), got shape {vertices.shape}")
     return ((vertices - pose.translation) @ pose.rotation / pose.scale).astype(np.float32)
+
+
+def head_pivot(frontal_landmarks: np.ndarray) -> np.ndarray:
+    """(3,) float32 canonical mm: the point the head turns about on the neck (the top of the neck),
+    from the face's frontal (68, 3) landmarks. It lies on the midline, :data:`PIVOT_BELOW_EAR_MM`
+    below and :data:`PIVOT_BEHIND_EAR_MM` behind the midpoint of the jaw line's two ends (landmarks
+    1 and 17, iBUG numbering, in front of the ears)."""
+    lm = np.asarray(frontal_landmarks, np.float64)
+    if lm.shape != (68, 3):
+        raise ValueError(f"landmarks must be (68, 3), got shape {lm.shape}")
+    ears = lm[list(JAW_ENDS)].mean(axis=0)
+    midline_x = lm[list(MIDLINE)][:, 0].mean()
+    return np.array([midline_x, ears[1] + PIVOT_BELOW_EAR_MM, ears[2] - PIVOT_BEHIND_EAR_MM], np.float32)

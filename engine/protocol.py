@@ -37,7 +37,20 @@ from typing import Any
 
 from .device import check_device_name
 from .errors import InvalidOptionError
-from .options import DEFAULT_TEXTURE_SIZE, check_texture_size, parse_boxes
+from .options import (
+    DEFAULT_MOUTH,
+    DEFAULT_QUAD_CELLS,
+    DEFAULT_TEXTURE_MODE,
+    DEFAULT_TEXTURE_SIZE,
+    DEFAULT_TOPOLOGY,
+    MOUTH_MODES,
+    TOPOLOGIES,
+    check_choice,
+    check_quad_cells,
+    check_texture_mode,
+    check_texture_size,
+    parse_boxes,
+)
 
 PING, LOAD, RECONSTRUCT, CANCEL, SHUTDOWN = "ping", "load", "reconstruct", "cancel", "shutdown"
 COMMANDS = (PING, LOAD, RECONSTRUCT, CANCEL, SHUTDOWN)
@@ -53,7 +66,10 @@ ERROR_KINDS = (NO_FACE, BAD_INPUT, NO_MODEL, CANCELLED, INTERNAL)
 OPTION_DEFAULTS = {
     "texture_size": DEFAULT_TEXTURE_SIZE,  # UV texture side, px (engine.options' limits)
     "all_faces": False,  # the largest face only: a click in Blender builds one head
-    "symmetric_fill": False,  # fill the hidden side of the texture from the seen side
+    "texture_mode": DEFAULT_TEXTURE_MODE,  # complete / photo (engine.texture)
+    "mouth": DEFAULT_MOUTH,  # closed / open (engine.mouth)
+    "topology": DEFAULT_TOPOLOGY,  # triangles / quads (engine.quad_mesh)
+    "quad_cells": DEFAULT_QUAD_CELLS,  # quad grid cells across the UV square
     "device": None,  # None: the worker's --device
     "bundle": None,  # model bundle folder; None: the worker's --bundle, else the shipped model
     "boxes": None,  # [[left, top, right, bottom], ...] photo px: skip detection
@@ -63,6 +79,7 @@ OPTION_DEFAULTS = {
 NPZ_ARRAYS = (
     "vertices",  # (N, 3) float32 image px
     "frontal_vertices",  # (N, 3) float32 canonical mm
+    "head_pivot",  # (3,) float32 canonical mm: the object origin in Blender
     "triangles",  # (T, 3) int32
     "uv",  # (N, 2) float32, v up
     "landmarks_3d",  # (68, 3) float32 image px
@@ -74,6 +91,15 @@ NPZ_ARRAYS = (
     "pose_yaw_pitch_roll",  # (3,) degrees
     "box",  # (5,) left, top, right, bottom, score
     "image_size",  # (2,) height, width
+)
+
+# Arrays a face's .npz adds when the mesh to build is not the reconstruction's own triangles (quads,
+# engine.quad_mesh): the add-on builds from these instead of vertices / frontal_vertices / triangles / uv.
+MESH_NPZ_ARRAYS = (
+    "mesh_vertices",  # (V, 3) float32 image px
+    "mesh_frontal_vertices",  # (V, 3) float32 canonical mm
+    "mesh_faces",  # (F, 4) int32
+    "mesh_uv",  # (V, 2) float32, v up
 )
 
 EXIT_MISSING_PACKAGES = 3  # the worker's exit code when its Python lacks torch / numpy / opencv / scipy
@@ -100,15 +126,17 @@ def request_options(raw: Any, *, device: str, bundle: str | None) -> dict[str, A
     if unknown:
         raise InvalidOptionError(f"unknown options {unknown}; known: {sorted(OPTION_DEFAULTS)}")
     opts = {**OPTION_DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
-    for name in ("all_faces", "symmetric_fill"):
-        if not isinstance(opts[name], bool):
-            raise InvalidOptionError(f"{name} must be true or false, got {opts[name]!r}")
+    if not isinstance(opts["all_faces"], bool):
+        raise InvalidOptionError(f"all_faces must be true or false, got {opts['all_faces']!r}")
     if opts["bundle"] is not None and not isinstance(opts["bundle"], str):
         raise InvalidOptionError(f"bundle must be a folder path, got {opts['bundle']!r}")
     return {
         "texture_size": check_texture_size(opts["texture_size"]),
         "all_faces": opts["all_faces"],
-        "symmetric_fill": opts["symmetric_fill"],
+        "texture_mode": check_texture_mode(opts["texture_mode"]),
+        "mouth": check_choice(opts["mouth"], MOUTH_MODES, "mouth"),
+        "topology": check_choice(opts["topology"], TOPOLOGIES, "topology"),
+        "quad_cells": check_quad_cells(opts["quad_cells"]),
         "device": check_device_name(opts["device"] or device),
         "bundle": opts["bundle"] or bundle,
         "boxes": None if opts["boxes"] is None else parse_boxes(opts["boxes"], what="boxes option"),

@@ -1,19 +1,28 @@
-"""UV texture of the face: the photo resampled into the layout's UV square (PRNet's texture output).
+"""UV texture of the face: the photo resampled into the layout's UV square, completed where it is hidden.
 
 Texel (i, j) of a T×T texture (row 0 = top = v 1, see :mod:`engine.mesh`) sits at the layout point
 ((j + 0.5)·(S − 1)/T, (i + 0.5)·(S − 1)/T). A texel belongs to the face when that point lies inside
-one of the layout's grid triangles (the mesh's UV footprint). Its 3D image-frame position is the
-mask-aware bilinear read-out of the position map there (:class:`engine.position_map.MapSampler`,
-precomputed once per layout and size), and its colour is the photo at that (x, y), bilinear
-(``cv2.remap``). A texel is seen when the vertex visibility of :mod:`engine.visibility` (a z-buffer
-test per vertex), read out at the texel with the same bilinear weights, is at least one half: the
-z-buffer resolves occlusion at the vertex spacing, so a per-texel depth test would not be sharper,
-and this costs nothing on top of the position read-out.
+one of the layout's grid triangles. Its 3D image-frame position is the mask-aware bilinear read-out
+of the position map there (:class:`engine.position_map.MapSampler`, precomputed once per layout and
+size), and its colour is the photo at that (x, y), bilinear (``cv2.remap``).
 
-Unseen texels are left out of the mask; ``symmetric_fill`` copies them from their mirror texel
-(``layout.mirror_uv``) when that one is seen. Finally colours grow outward from the mask by a few
-texels (edge padding, nearest masked texel) so mip-mapping shows no dark seams; texels outside the
-mask and its padding stay black.
+How much the photo is trusted at a texel (its *photo weight*, 0..1) is read out with the same
+bilinear weights from the vertices: 0 for a vertex the z-buffer of :mod:`engine.visibility` hides or
+that falls off the photo; otherwise a ramp on the cosine between the surface normal and the view
+direction, 0 at or below :data:`GRAZING_COS_HIDDEN` and 1 at or above :data:`GRAZING_COS_SEEN`, so
+surface seen edge-on (the sides of the head, under the chin) counts as hidden and hair or ears seen
+past it do not smear onto the cheeks. ``mask`` = photo weight ≥ :data:`SEEN_FRACTION`.
+
+Modes (:data:`engine.options.TEXTURE_MODES`):
+
+* ``complete`` (default) — every texel gets a colour. A texel's mirror texel (``layout.mirror_uv``)
+  supplies what the photo does not show, weighted by its own photo weight; what neither shows is
+  filled smoothly from the colours around it (:func:`engine.texture_fill.push_pull`); photo, mirror
+  and fill are combined by multi-band blending (:func:`engine.texture_fill.multiband_blend`), so the
+  lines where the sources meet leave no seam. The square outside the face is filled too (no dark
+  bleeding under mip-mapping).
+* ``photo`` — the photo's texels only (black elsewhere, grown outward by a few texels of edge
+  padding), for artists who paint the rest themselves; exporters add ``mask`` as the alpha channel.
 """
 
 from __future__ import annotations
@@ -25,14 +34,19 @@ import cv2
 import numpy as np
 
 from .layout import UVLayout
-from .options import check_texture_size
+from .mesh_quality import vertex_normals
+from .options import DEFAULT_TEXTURE_MODE, check_texture_mode, check_texture_size
 from .position_map import MapSampler, map_from_vertices
+from .texture_fill import multiband_blend, push_pull
 from .visibility import VISIBILITY_TOLERANCE, vertex_visibility
 
-PAD_TEXELS_AT_1024 = 8  # edge padding at 1024² covers 3 mip levels of bleeding; scaled with the size
-SEEN_FRACTION = 0.5  # texel seen when at least half of its bilinear vertex weight is on seen vertices
+PAD_TEXELS_AT_1024 = 8  # photo mode's edge padding at 1024²: covers 3 mip levels of bleeding; scaled with the size
+SEEN_FRACTION = 0.5  # a texel is "seen" (in ``mask``) when its photo weight is at least one half
+GRAZING_COS_HIDDEN = 0.26  # cos of the view angle (75°) at and below which the photo is not trusted
+GRAZING_COS_SEEN = 0.5  # cos of the view angle (60°) from which the photo is fully trusted
+ISLAND_TEXELS_AT_1024 = 6  # photo regions narrower than 2× this (≈ 3 vertex spacings at 1024²) are dropped
 OFF_PHOTO = -16.0  # image px: a remap coordinate that reads only the black border
-PLAN_CACHE_SIZE = 2  # (layout, size) plans kept: ≈ 30 MB and ≈ 0.5 s to build at 1024², 16× that at 4096²
+PLAN_CACHE_SIZE = 2  # (layout, size) plans kept: ≈ 40 MB and ≈ 0.5 s to build at 1024², 16× that at 4096²
 
 
 def texel_uv(layout: UVLayout, size: int) -> np.ndarray:
@@ -46,12 +60,12 @@ def texel_uv(layout: UVLayout, size: int) -> np.ndarray:
 class _TexturePlan:
     texels: np.ndarray  # (M,) int32 flat indices of the texels inside the layout's triangles
     sampler: MapSampler  # read-out of (S, S, C) layout maps at those texels
-    mirror: np.ndarray  # (M,) int32 flat index of the texel nearest to each texel's mirror point
+    mirror: np.ndarray  # (size, size, 2) float32 texel (x, y) of each face texel's mirror point; others: itself
 
 
 @lru_cache(maxsize=PLAN_CACHE_SIZE)
 def _plan(layout: UVLayout, size: int) -> _TexturePlan:
-    """Which texels are face, how to read layout maps there, and where each one's mirror texel is."""
+    """Which texels are face, how to read layout maps there, and where each one's mirror point is."""
     s = layout.size
     centres = (np.arange(size) + 0.5) * (s - 1) / size
     cell = np.minimum(centres.astype(np.int64), s - 2)
@@ -66,9 +80,23 @@ def _plan(layout: UVLayout, size: int) -> _TexturePlan:
     rows, cols = np.divmod(texels, size)
     sampler = MapSampler.build(m, np.stack([centres[cols], centres[rows]], axis=1))
     mirror_uv = sampler(map_from_vertices(layout.mirror_uv, layout, fill=0.0))
-    mirror_texel = np.clip(np.rint(mirror_uv * (size / (s - 1)) - 0.5), 0, size - 1).astype(np.int64)
-    mirror = (mirror_texel[:, 1] * size + mirror_texel[:, 0]).astype(np.int32)
-    return _TexturePlan(texels=texels, sampler=sampler, mirror=mirror)
+    jj, ii = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32), indexing="xy")
+    mirror = np.stack([jj, ii], axis=-1).reshape(-1, 2)
+    mirror[texels] = mirror_uv * (size / (s - 1)) - 0.5
+    return _TexturePlan(texels=texels, sampler=sampler, mirror=mirror.reshape(size, size, 2))
+
+
+def face_texels(layout: UVLayout, size: int) -> np.ndarray:
+    """(size, size) bool: the texels inside the layout's triangles (the face region of the texture)."""
+    covered = np.zeros(size * size, dtype=bool)
+    covered[_plan(layout, check_texture_size(size)).texels] = True
+    return covered.reshape(size, size)
+
+
+def mirror_texels(layout: UVLayout, size: int) -> np.ndarray:
+    """(size, size, 2) float32 texel (x, y) of each face texel's mirror point (others: the texel itself),
+    a ``cv2.remap`` map that mirrors a texture left/right across the face's midline."""
+    return _plan(layout, check_texture_size(size)).mirror
 
 
 def _edge_pad(texture: np.ndarray, mask: np.ndarray, pad_px: int) -> None:
@@ -85,13 +113,50 @@ def _edge_pad(texture: np.ndarray, mask: np.ndarray, pad_px: int) -> None:
     flat[np.flatnonzero(grow)] = flat[source[labels[grow]]]
 
 
+def photo_weights(
+    vertices: np.ndarray, triangles: np.ndarray, visibility: np.ndarray, image_hw: tuple[int, int]
+) -> np.ndarray:
+    """(N,) float32 per-vertex trust in the photo, 0..1 (see the module's text). ``vertices`` (N, 3)
+    image px, ``visibility`` (N,) bool from the z-buffer, ``image_hw`` the photo's (height, width)."""
+    h, w = image_hw
+    finite = np.isfinite(vertices).all(axis=1)
+    x, y = vertices[:, 0], vertices[:, 1]
+    with np.errstate(invalid="ignore"):
+        on_photo = finite & (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+        # the layout's triangles are counter-clockwise as the camera sees them in the y-down image
+        # frame, so their normals point away from the camera (−z): the view cosine is −n_z
+        facing = -vertex_normals(np.where(finite[:, None], vertices, 0.0), triangles)[:, 2]
+    ramp = np.clip((facing - GRAZING_COS_HIDDEN) / (GRAZING_COS_SEEN - GRAZING_COS_HIDDEN), 0.0, 1.0)
+    smooth = ramp * ramp * (3.0 - 2.0 * ramp)
+    return np.where(np.asarray(visibility, bool) & on_photo, smooth, 0.0).astype(np.float32)
+
+
+def _complete(colour: np.ndarray, weight: np.ndarray, mirror: np.ndarray) -> np.ndarray:
+    """Photo colours ``colour`` (T, T, 3) float32 with photo weights ``weight`` (T, T) → every texel
+    coloured: the photo, filled smoothly where it is hidden, laid by multi-band blending over the
+    same image mirrored (so what the photo hides comes from the mirror side, or, hidden on both
+    sides, from the fill)."""
+    own = push_pull(colour, weight)
+    mirrored = cv2.remap(own, mirror, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return multiband_blend(mirrored, own, weight)
+
+
+def _without_islands(weight: np.ndarray, size: int) -> np.ndarray:
+    """``weight`` (T, T) opened (grey erosion, then dilation) by a disc of :data:`ISLAND_TEXELS_AT_1024`
+    (scaled with ``size``): specks of photo smaller than the disc (a few vertices seen through a gap
+    of the z-buffer, hair past the border) are dropped, larger regions keep their weights."""
+    radius = max(1, round(ISLAND_TEXELS_AT_1024 * size / 1024))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.morphologyEx(weight, cv2.MORPH_OPEN, disc)
+
+
 def extract_texture(
     image: np.ndarray,
     position_map: np.ndarray,
     layout: UVLayout,
     *,
     size: int = 1024,
-    symmetric_fill: bool = False,
+    mode: str = DEFAULT_TEXTURE_MODE,
     visibility_tolerance: float = VISIBILITY_TOLERANCE,
     pad_px: int | None = None,
     visibility: np.ndarray | None = None,
@@ -99,10 +164,10 @@ def extract_texture(
     """Sample the photo into a UV texture → (texture (size, size, 3) uint8 RGB, mask (size, size) bool).
 
     ``image`` (H, W, 3) uint8 RGB; ``position_map`` (S, S, 3) in the image frame (px). ``mask`` marks
-    texels seen in the photo or, with ``symmetric_fill``, copied from their seen mirror texel.
-    ``pad_px`` defaults to 8 texels at 1024² (scaled with ``size``). ``visibility`` (N,) bool reuses
-    an already computed :func:`engine.visibility.vertex_visibility` (then ``visibility_tolerance``
-    is unused).
+    the texels the photo shows (photo weight ≥ one half); ``mode`` is ``complete`` or ``photo`` (see
+    the module's text). ``pad_px`` (photo mode) defaults to 8 texels at 1024², scaled with ``size``.
+    ``visibility`` (N,) bool reuses an already computed :func:`engine.visibility.vertex_visibility`
+    (then ``visibility_tolerance`` is unused).
     """
     image = np.asarray(image)
     position_map = np.asarray(position_map)
@@ -114,6 +179,7 @@ def extract_texture(
             f"position map must be ({s}, {s}, 3) for layout {layout.layout_id!r}, got shape {position_map.shape}"
         )
     size = check_texture_size(size)
+    mode = check_texture_mode(mode)
     pad_px = round(PAD_TEXELS_AT_1024 * size / 1024) if pad_px is None else int(pad_px)
     if pad_px < 0:
         raise ValueError(f"pad_px must be >= 0, got {pad_px}")
@@ -123,38 +189,31 @@ def extract_texture(
         visibility = vertex_visibility(vertices, layout.triangles, tolerance=visibility_tolerance)
     elif np.shape(visibility) != (layout.n_vertices,):
         raise ValueError(f"visibility must be ({layout.n_vertices},), got shape {np.shape(visibility)}")
-    h, w = image.shape[:2]
-    finite = np.isfinite(vertices).all(axis=1)  # a broken prediction's vertices count as unseen
-    x, y = vertices[:, 0], vertices[:, 1]
-    with np.errstate(invalid="ignore"):
-        seen_vertex = np.asarray(visibility, bool) & finite & (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
-    # 4 channels (x, y, seen, unused): the sparse product is fastest at 4 and rows become 16 bytes,
+    finite = np.isfinite(vertices).all(axis=1)  # a broken prediction's vertices weigh nothing
+    # 4 channels (x, y, weight, unused): the sparse product is fastest at 4 and rows become 16 bytes,
     # so each texel's (x, y) pair can be moved as one 8-byte word below
     per_vertex = np.zeros((len(vertices), 4), np.float32)
     per_vertex[:, :2] = np.where(finite[:, None], vertices[:, :2], OFF_PHOTO)
-    per_vertex[:, 2] = seen_vertex
+    per_vertex[:, 2] = photo_weights(vertices, layout.triangles, visibility, image.shape[:2])
 
     plan = _plan(layout, size)
     texel = plan.sampler(map_from_vertices(per_vertex, layout, fill=0.0))  # (M, 4)
-    seen = texel[:, 2] >= SEEN_FRACTION
-    # one remap of the whole square; off-face and unseen texels read outside the photo → black (a seen
+    used = texel[:, 2] > 0
+    # one remap of the whole square; texels the photo does not show read outside it → black (a seen
     # texel a fraction of a pixel beyond the photo's edge blends with that black border: negligible)
     off_photo = np.full(2, OFF_PHOTO, np.float32).view(np.int64)
     maps = np.empty((size * size, 2), dtype=np.float32)
     maps.view(np.int64)[:, 0] = off_photo
-    maps.view(np.int64)[plan.texels, 0] = np.where(seen, texel.view(np.int64)[:, 0], off_photo)
+    maps.view(np.int64)[plan.texels, 0] = np.where(used, texel.view(np.int64)[:, 0], off_photo)
     texture = cv2.remap(image, maps.reshape(size, size, 2), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    mask = np.zeros(size * size, dtype=bool)
-    mask[plan.texels] = seen
+    weight = np.zeros(size * size, dtype=np.float32)
+    weight[plan.texels] = np.clip(texel[:, 2], 0.0, 1.0)
+    weight = _without_islands(weight.reshape(size, size), size)
+    mask = weight >= SEEN_FRACTION
 
-    if symmetric_fill:
-        hidden = plan.texels[~seen]
-        mirror = plan.mirror[~seen]
-        usable = mask[mirror]
-        flat = texture.reshape(-1, 3)
-        flat[hidden[usable]] = flat[mirror[usable]]
-        mask[hidden[usable]] = True
-
-    mask = mask.reshape(size, size)
-    _edge_pad(texture, mask, pad_px)
-    return texture, mask
+    if mode == "photo":
+        texture[~mask] = 0
+        _edge_pad(texture, mask, pad_px)
+        return texture, mask
+    complete = _complete(texture.astype(np.float32), weight, plan.mirror)
+    return np.clip(np.rint(complete), 0, 255).astype(np.uint8), mask

@@ -69,6 +69,22 @@ class HeadPose:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class FaceMesh:
+    """A face's surface as one mesh to export or build: the reconstruction's own triangles, or a
+    quad grid resampled from its position map (engine.quad_mesh)."""
+
+    vertices: np.ndarray  # (V, 3) float32, image frame px
+    faces: np.ndarray  # (F, 3) or (F, 4) int32 indices into vertices, CCW seen from the camera (y up)
+    uv: np.ndarray  # (V, 2) float32 texture coords in [0, 1], v up
+    vertex_colors: np.ndarray  # (V, 3) float32 RGB in [0, 1]
+    frontal_vertices: np.ndarray  # (V, 3) float32, canonical frame mm (pose removed)
+
+    @property
+    def topology(self) -> str:
+        return "quads" if self.faces.shape[1] == 4 else "triangles"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class FaceReconstruction:
     """Everything the engine knows about one face in one photo."""
 
@@ -86,7 +102,9 @@ class FaceReconstruction:
     pose: HeadPose
     frontal_vertices: np.ndarray  # (N, 3) float32, canonical frame mm (pose removed)
     texture: np.ndarray  # (Ht, Wt, 3) uint8 RGB UV texture; row 0 = top of the UV square (v = 1)
-    texture_mask: np.ndarray  # (Ht, Wt) bool, texels seen in the photo (or filled by symmetry)
+    texture_mask: np.ndarray  # (Ht, Wt) bool, texels the photo shows (engine.texture's photo weight ≥ ½)
+    mouth: str  # "closed" or "open": how the mesh's triangles treat the lip slit (engine.mouth)
+    head_pivot: np.ndarray  # (3,) float32, canonical frame mm: where the head turns on the neck (engine.pose)
 
     @property
     def landmarks_2d(self) -> np.ndarray:

@@ -125,7 +125,9 @@ class Worker:
 
     def reconstruct(self, rid: Any, msg: dict) -> dict:
         from .export import write_npz, write_texture_png
+        from .image_io import load_image
         from .landmarks import LANDMARK_NAMES
+        from .quad_mesh import face_mesh
 
         photo = msg.get("photo")
         if not isinstance(photo, str) or not photo:
@@ -134,12 +136,14 @@ class Worker:
         rec = self.reconstructor(rid, options)
         self.progress(rid, 0.2, "reconstructing")
         try:
+            rgb = load_image(photo)
             faces = rec(
-                photo,
+                rgb,
                 boxes=options["boxes"],
                 all_faces=options["all_faces"],
                 texture_size=options["texture_size"],
-                symmetric_fill=options["symmetric_fill"],
+                texture_mode=options["texture_mode"],
+                mouth=options["mouth"],
             )
         except InvalidImageError as exc:
             raise RequestError(P.BAD_INPUT, _one_line(str(exc))) from exc
@@ -152,13 +156,15 @@ class Worker:
         background = _upright_copy(photo, folder)
         out = []
         for k, face in enumerate(faces, start=1):
-            path = write_npz(folder / f"face_{k}.npz", face)
-            png = write_texture_png(folder / f"face_{k}_texture.png", face.texture)
+            mesh = face_mesh(face, rec.layout, options["topology"], options["quad_cells"], rgb)
+            path = write_npz(folder / f"face_{k}.npz", face, mesh)
+            alpha = face.texture_mask if options["texture_mode"] == "photo" else None
+            png = write_texture_png(folder / f"face_{k}_texture.png", face.texture, alpha)
             out.append({
                 "npz": str(path), "texture_png": str(png),
                 "yaw": face.pose.yaw, "pitch": face.pose.pitch, "roll": face.pose.roll,
                 "box": [*face.box.as_list(), face.box.score], "bundle_id": bundle_id,
-                "image_size": list(face.image_size), "n_vertices": int(len(face.vertices)),
+                "image_size": list(face.image_size), "n_vertices": int(len(mesh.vertices)),
                 "background": background,
             })  # fmt: skip
         timings = {stage: round(float(ms), 2) for stage, ms in rec.last_times.as_dict().items()}

@@ -12,10 +12,12 @@ det = det(C)² · det R = 1). With ``R = Rz(roll) Ry(yaw) Rx(pitch)`` (engine co
 ``R_Y(roll) · R_Z(yaw) · R_X(−pitch)`` — Blender's Euler order ``'XZY'`` with angles
 (−pitch, roll, yaw): the object's Z channel turns the head, X nods it, Y tilts it.
 
-Placement: the mesh data is the frontal face (canonical mm → metres, real-world scale); the object
-carries the pose. For a photo, the first face's pose (px per mm ``s₀``, translation ``t₀``) fixes the
-photo's scale, ``k = 0.001 / s₀`` metres per pixel: image x ↔ world X, image y ↔ world −Z, the first
-face's origin at the world origin, other faces beside it (scaled by ``sᵢ / s₀``). The matched camera
+Placement: the mesh data is the frontal face (canonical mm → metres, real-world scale) moved so that
+the head's pivot on the neck (the engine's ``head_pivot``) is the object's origin; the object
+carries the pose, so rotating it turns the head about the neck. For a photo, the first face's pose
+(px per mm ``s₀``, translation ``t₀``) fixes the photo's scale, ``k = 0.001 / s₀`` metres per pixel:
+image x ↔ world X, image y ↔ world −Z, the first face's canonical origin at the world origin, other
+faces beside it (scaled by ``sᵢ / s₀``). The matched camera
 is orthographic, looks along +Y, and frames the whole photo (pixel centres at integer coordinates,
 so the photo spans −0.5 … W − 0.5). Numpy only: no bpy, testable anywhere.
 """
@@ -85,11 +87,14 @@ def face_placement(
     ref_translation: np.ndarray,
     ref_scale: float,
     apply_pose: bool = True,
+    pivot: np.ndarray | None = None,
 ) -> Placement:
     """Where a face's object goes so that the photo's matched camera sees it over the photo.
 
     ``ref_*`` are the pose of the photo's first face (see the module docstring). Without
     ``apply_pose`` the rotation is the identity (a frontal head at the face's place in the photo).
+    ``pivot`` (canonical mm) is the object's origin in the mesh data (the mesh data is then
+    ``frontal − pivot``); by default the canonical origin.
     """
     k = MM_TO_M / ref_scale
     d = np.asarray(translation, np.float64) - np.asarray(ref_translation, np.float64)
@@ -98,6 +103,8 @@ def face_placement(
         rot, euler = rotation_to_blender(rotation), pose_euler(yaw, pitch, roll)
     else:
         rot, euler = np.eye(3), (0.0, 0.0, 0.0)
+    if pivot is not None:  # world = location + s·R·frontal = location' + s·R·(frontal − pivot)
+        location = tuple(np.asarray(location) + (scale / ref_scale) * rot @ engine_to_blender(pivot))
     return Placement(location=location, rotation=rot, euler=euler, scale=scale / ref_scale)
 
 

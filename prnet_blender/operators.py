@@ -80,7 +80,10 @@ class _PhotoQueueOperator:
         self._request = {
             "texture_size": int(o["texture_size"]),
             "all_faces": o["all_faces"],
-            "symmetric_fill": o["symmetric_fill"],
+            "texture_mode": o["texture_mode"],
+            "mouth": o["mouth"],
+            "topology": o["topology"],
+            "quad_cells": int(o["quad_cells"]),
             "device": o["device"],
             "bundle": preferences.bundle_override(context),
         }
@@ -89,6 +92,8 @@ class _PhotoQueueOperator:
             apply_pose=o["apply_pose"],
             add_camera=o["add_camera"],
             origin=tuple(context.scene.cursor.location),  # a new head goes where the artist put the cursor
+            pack_photo=o["pack_photo"],
+            replace=not o["keep_previous"],
         )
         self._queue, self._built, self._failed = list(self.photos(context)), [], []
         if not self._queue:
@@ -118,7 +123,7 @@ class _PhotoQueueOperator:
                 for f in reply["faces"]
             ]
             built = scene_build.build_photo(context, faces, self._build)
-            if self._built:  # a batch: beside the last photo, not on top of it
+            if self._built and not built.replaced:  # a batch: beside the last photo, not on top of it
                 scene_build.place_beside(built, self._built[-1])
             self._built.append(built)
         except (ValueError, KeyError, RuntimeError) as exc:
@@ -136,7 +141,8 @@ class _PhotoQueueOperator:
             built = self._built[0]
             n_vertices = len(built.faces[0].data.vertices)
             line = f"{built.collection.name}: {n_faces} face(s), {n_vertices} vertices, {took:.1f} s"
-            self.report({"INFO"}, line + _camera_note(built))
+            replaced = " (replaced the photo's previous result; Ctrl+Z brings it back)" if built.replaced else ""
+            self.report({"INFO"}, line + replaced + _camera_note(built))
             return {"FINISHED"}
         summary = f"{len(self._built)} photo(s) reconstructed ({n_faces} faces) in {took:.1f} s"
         summary += _camera_note(self._built[-1]) if self._built else ""
@@ -250,6 +256,12 @@ class PRNET_OT_reconstruct_photo(_PhotoQueueOperator, bpy.types.Operator):
             return []
         return [os.path.abspath(bpy.path.abspath(path))]  # "//" → the .blend's folder; the worker has another cwd
 
+    def invoke(self, context, event):
+        if not (self.filepath or context.scene.prnet.filepath) and not runs_blocking():
+            bpy.ops.prnet.import_face_photo("INVOKE_DEFAULT")  # no photo yet: the file browser (pickers.py)
+            return {"CANCELLED"}
+        return super().invoke(context, event)
+
 
 class PRNET_OT_reconstruct_folder(_PhotoQueueOperator, bpy.types.Operator):
     """Reconstruct every photo in a folder (each into its own collection)"""
@@ -273,35 +285,3 @@ class PRNET_OT_reconstruct_folder(_PhotoQueueOperator, bpy.types.Operator):
         if not found:
             self.report({"ERROR"}, f"No photos ({', '.join(PHOTO_SUFFIXES)}) in {folder}")
         return found
-
-
-class PRNET_OT_use_editor_image(bpy.types.Operator):
-    """Use the image shown in an Image Editor as the photo"""
-
-    bl_idname = "prnet.use_editor_image"
-    bl_label = "Use Image Editor's Image"
-    bl_options = {"INTERNAL"}
-
-    def execute(self, context):
-        image = _editor_image(context)
-        if image is None:
-            self.report({"ERROR"}, "No Image Editor with an image is open in this window")
-            return {"CANCELLED"}
-        path = bpy.path.abspath(image.filepath, library=image.library) if image.filepath else ""
-        if not path or not Path(path).is_file():
-            self.report({"ERROR"}, f"Image '{image.name}' has no file on disk: save it first")
-            return {"CANCELLED"}
-        context.scene.prnet.filepath = path
-        return {"FINISHED"}
-
-
-def _editor_image(context):
-    """The image of the active Image Editor, else of the first one in the window."""
-    space = context.space_data
-    if space is not None and space.type == "IMAGE_EDITOR" and space.image is not None:
-        return space.image
-    screen = context.window.screen if context.window else None
-    for area in screen.areas if screen else ():
-        if area.type == "IMAGE_EDITOR" and area.spaces.active.image is not None:
-            return area.spaces.active.image
-    return None

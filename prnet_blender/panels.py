@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import operators
+from . import operators, pickers
 
 
 class PRNET_PT_main(bpy.types.Panel):
@@ -17,16 +17,22 @@ class PRNET_PT_main(bpy.types.Panel):
         layout = self.layout
         row = layout.row(align=True)
         row.prop(settings, "filepath", text="")
-        row.operator(operators.PRNET_OT_use_editor_image.bl_idname, text="", icon="IMAGE_DATA")
+        row.operator(pickers.PRNET_OT_use_editor_image.bl_idname, text="", icon="IMAGE_DATA")
 
         col = layout.column(heading="Options")
         col.prop(settings, "texture_size")
         col.prop(settings, "device")
         col.prop(settings, "all_faces")
-        col.prop(settings, "symmetric_fill")
+        col.prop(settings, "texture_mode")
+        col.prop(settings, "mouth")
+        col.prop(settings, "topology")
+        if settings.topology == "quads":
+            col.prop(settings, "quad_cells")
         col.prop(settings, "create_landmarks")
         col.prop(settings, "apply_pose")
         col.prop(settings, "add_camera")
+        col.prop(settings, "pack_photo")
+        col.prop(settings, "keep_previous")
 
         busy = operators.is_busy()
         row = layout.row()

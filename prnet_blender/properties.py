@@ -7,7 +7,7 @@ class annotations, which must stay objects, not strings.
 """
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from .engine_link import engine_module
 
@@ -21,13 +21,33 @@ DEVICE_LABELS = {  # the menu's words for each of the engine's device names (eng
     "auto": ("Auto", "CUDA if the engine sees an NVIDIA GPU, else Metal, else the processor"),
 }
 DEVICE_ITEMS = tuple((name, *DEVICE_LABELS[name]) for name in _device.DEVICES)
+TEXTURE_MODE_LABELS = {  # engine.options.TEXTURE_MODES
+    "complete": (
+        "Complete",
+        "Every texel coloured: what the photo hides comes from the mirror side or the skin around it",
+    ),
+    "photo": ("Photo Only", "Only what the photo shows; the rest is transparent in the image, for painting"),
+}
+MOUTH_LABELS = {  # engine.options.MOUTH_MODES
+    "closed": ("Closed", "The lips meet: right for a neutral face"),
+    "open": ("Open", "The mesh is cut along the inner lips: for a photo with the mouth open"),
+}
+TOPOLOGY_LABELS = {  # engine.options.TOPOLOGIES
+    "triangles": ("Triangles", "The dense mesh, one vertex per position-map pixel (45k vertices)"),
+    "quads": ("Quads", "A regular all-quad grid, for sculpting, subdividing and retopology"),
+}
 OPTION_NAMES = (  # shared by the settings and the operators' arguments
     "texture_size",
     "all_faces",
-    "symmetric_fill",
+    "texture_mode",
+    "mouth",
+    "topology",
+    "quad_cells",
     "create_landmarks",
     "apply_pose",
     "add_camera",
+    "pack_photo",
+    "keep_previous",
     "device",
 )
 
@@ -41,10 +61,30 @@ def option_properties() -> dict:
         "all_faces": BoolProperty(
             name="All Faces", default=False, description="Reconstruct every face in the photo, not only the largest"
         ),
-        "symmetric_fill": BoolProperty(
-            name="Symmetric Fill",
-            default=False,
-            description="Fill the hidden side of the texture from the visible side (faces turned away)",
+        "texture_mode": EnumProperty(
+            name="Texture Fill",
+            items=tuple((k, *TEXTURE_MODE_LABELS[k]) for k in _options.TEXTURE_MODES),
+            default=_options.DEFAULT_TEXTURE_MODE,
+            description="How the parts of the face the photo does not show are coloured",
+        ),
+        "mouth": EnumProperty(
+            name="Mouth",
+            items=tuple((k, *MOUTH_LABELS[k]) for k in _options.MOUTH_MODES),
+            default=_options.DEFAULT_MOUTH,
+            description="Whether the mesh closes the lips or opens the mouth",
+        ),
+        "topology": EnumProperty(
+            name="Topology",
+            items=tuple((k, *TOPOLOGY_LABELS[k]) for k in _options.TOPOLOGIES),
+            default=_options.DEFAULT_TOPOLOGY,
+            description="The mesh's polygons",
+        ),
+        "quad_cells": IntProperty(
+            name="Quad Density",
+            min=_options.QUAD_CELLS_MIN,
+            max=_options.QUAD_CELLS_MAX,
+            default=_options.DEFAULT_QUAD_CELLS,
+            description="Quad grid cells across the UV square (Topology: Quads)",
         ),
         "create_landmarks": BoolProperty(
             name="Landmarks", default=True, description="Add the 68 landmarks as empties parented to the face"
@@ -56,6 +96,16 @@ def option_properties() -> dict:
             name="Matched Camera",
             default=True,
             description="Add an orthographic camera that sees the face over the photo (sets the render size)",
+        ),
+        "pack_photo": BoolProperty(
+            name="Pack Photo",
+            default=True,
+            description="Pack the photo the matched camera shows into the .blend, so the file travels",
+        ),
+        "keep_previous": BoolProperty(
+            name="Keep Previous",
+            default=False,
+            description="Running a photo again keeps its earlier result (by default the new one replaces it)",
         ),
         "device": EnumProperty(
             name="Device", items=DEVICE_ITEMS, default=_device.DEFAULT_DEVICE, description="Where the network runs"

@@ -24,9 +24,10 @@ class FaceResult:
     photo: str  # absolute path of the source photo
     bundle_id: str  # model that produced the face ("name@sha256-prefix")
     landmark_names: tuple[str, ...]  # (68,) iBUG order, as the engine names them
-    vertices: np.ndarray  # (N, 3) float32, image frame px (posed)
+    vertices: np.ndarray  # (N, 3) float32, image frame px (posed), of the mesh to build
     frontal_vertices: np.ndarray  # (N, 3) float32, canonical frame mm (pose removed)
-    triangles: np.ndarray  # (T, 3) int32, CCW seen from the camera
+    head_pivot: np.ndarray  # (3,) float64, canonical frame mm: where the head turns on the neck
+    polygons: np.ndarray  # (F, 3) triangles or (F, 4) quads, int32, CCW seen from the camera
     uv: np.ndarray  # (N, 2) float32 in [0, 1], v up
     landmarks_3d: np.ndarray  # (68, 3) float32, image frame px
     landmark_visibility: np.ndarray  # (68,) bool
@@ -50,6 +51,9 @@ class FaceResult:
             if missing:
                 raise ValueError(f"engine result {face['npz']} lacks the arrays {missing}")
             a = {k: z[k] for k in P.NPZ_ARRAYS}
+            if all(name in z.files for name in P.MESH_NPZ_ARRAYS):  # a quad mesh: build it, not the triangles
+                for name in P.MESH_NPZ_ARRAYS:
+                    a[name.removeprefix("mesh_").replace("faces", "triangles")] = z[name]
         try:
             n = len(a["vertices"])
             _check(a, "vertices", (n, 3))
@@ -59,11 +63,12 @@ class FaceResult:
             _check(a, "landmark_visibility", (N_LANDMARKS,))
             _check(a, "pose_rotation", (3, 3))
             _check(a, "pose_translation", (3,))
+            _check(a, "head_pivot", (3,))
             tris, tex = a["triangles"], a["texture"]
         except KeyError as exc:
             raise ValueError(f"engine result {face['npz']} lacks the array {exc}") from exc
-        if tris.ndim != 2 or tris.shape[1] != 3 or (tris.size and not 0 <= tris.min() <= tris.max() < n):
-            raise ValueError(f"triangles must be (T, 3) indices below {n}, got shape {tris.shape}")
+        if tris.ndim != 2 or tris.shape[1] not in (3, 4) or (tris.size and not 0 <= tris.min() <= tris.max() < n):
+            raise ValueError(f"polygons must be (F, 3) or (F, 4) indices below {n}, got shape {tris.shape}")
         if tex.ndim != 3 or tex.shape[2] != 3 or tex.dtype != np.uint8:
             raise ValueError(f"texture must be (H, W, 3) uint8, got {tex.shape} {tex.dtype}")
         names = tuple(landmark_names)
@@ -76,7 +81,8 @@ class FaceResult:
             landmark_names=names,
             vertices=a["vertices"].astype(np.float32, copy=False),
             frontal_vertices=a["frontal_vertices"].astype(np.float32, copy=False),
-            triangles=tris.astype(np.int32, copy=False),
+            head_pivot=a["head_pivot"].astype(np.float64),
+            polygons=tris.astype(np.int32, copy=False),
             uv=a["uv"].astype(np.float32, copy=False),
             landmarks_3d=a["landmarks_3d"].astype(np.float32, copy=False),
             landmark_visibility=a["landmark_visibility"].astype(bool, copy=False),

@@ -13,8 +13,6 @@ All or nothing: if anything fails, every datablock made so far is removed before
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,16 +21,17 @@ import bpy
 import numpy as np
 from mathutils import Vector
 
+from . import replace
+from .datablocks import remove_datablocks, track
 from .frames import BLENDER_EULER_ORDER, engine_to_blender, face_placement, frontal_landmarks, matched_camera
+from .materials import build_material, build_texture_image, name_texture
 from .result import FaceResult
 
 UV_LAYER_NAME = "UVMap"
 LANDMARKS_COLLECTION = "Landmarks"
 LANDMARK_EMPTY_SIZE_M = 0.002  # 2 mm spheres: visible on a ≈ 15 cm face without hiding it
 LANDMARK_EMPTY_TYPE = "SPHERE"
-SKIN_ROUGHNESS = 0.6  # matte: the photo texture already carries the light it was taken in
 PROP = "prnet_"  # prefix of the custom properties this add-on writes
-TEXTURE_FOLDER = "textures"  # where Blender's Unpack writes packed images, beside the .blend
 HEAD_GAP_M = 0.05  # between the heads of photos laid out side by side (a batch)
 
 
@@ -42,6 +41,8 @@ class BuildOptions:
     apply_pose: bool = True
     add_camera: bool = True
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)  # world point of the photo's first face (the 3D cursor)
+    pack_photo: bool = True  # pack the photo the camera shows into the .blend (it travels with the file)
+    replace: bool = True  # a new result of a photo replaces the photo's previous one (.replace)
 
 
 @dataclass
@@ -50,6 +51,7 @@ class BuiltPhoto:
     faces: list[bpy.types.Object] = field(default_factory=list)
     camera: bpy.types.Object | None = None
     created: list[bpy.types.ID] = field(default_factory=list)  # every datablock made, for removal
+    replaced: int = 0  # previous results of the photo this one replaced
 
 
 def build_photo(context, faces: Sequence[FaceResult], options: BuildOptions | None = None) -> BuiltPhoto:
@@ -60,7 +62,7 @@ def build_photo(context, faces: Sequence[FaceResult], options: BuildOptions | No
     stem = Path(faces[0].photo).stem or "face"
     created: list[bpy.types.ID] = []
     try:
-        collection = _track(created, bpy.data.collections.new(stem))
+        collection = track(created, bpy.data.collections.new(stem))
         context.scene.collection.children.link(collection)
         built = BuiltPhoto(collection=collection, created=created)
         ref = faces[0]
@@ -70,23 +72,53 @@ def build_photo(context, faces: Sequence[FaceResult], options: BuildOptions | No
                 build_face(face, name=name, ref=ref, collection=collection, options=options, created=created)
             )
         if options.add_camera:
-            built.camera = build_camera(ref, name=f"{stem} camera", collection=collection, created=created)
+            built.camera = build_camera(
+                ref, name=f"{stem} camera", collection=collection, created=created, pack_photo=options.pack_photo
+            )
             built.camera.location = tuple(o + c for o, c in zip(options.origin, built.camera.location))
             scene = context.scene
             scene.camera = built.camera
             scene.render.resolution_x, scene.render.resolution_y = ref.image_size[1], ref.image_size[0]
             scene.render.resolution_percentage = 100
             scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+        for block in created:
+            replace.tag(block, ref.photo)
+        replace.tag_result(collection, ref.photo)
     except BaseException:
         remove_datablocks(created)
         raise
+    if options.replace:
+        previous = replace.previous_results(context.scene, ref.photo, exclude=collection)
+        if previous:
+            replace.take_place_of(built.faces, built.camera, previous[0])
+        for old in previous:
+            replace.remove_result(old)
+        built.replaced = len(previous)
+        if previous:  # the old names are free now: take them (no .001 left behind)
+            _name_result(built, stem, len(faces))
     view_layer = context.view_layer
+    if built.replaced:
+        view_layer.update()  # the view layer still lists the removed objects until it updates
     for obj in view_layer.objects:
         obj.select_set(False)
     for obj in built.faces:
         obj.select_set(True)
     view_layer.objects.active = built.faces[0]
     return built
+
+
+def _name_result(built: BuiltPhoto, stem: str, n_faces: int) -> None:
+    """Give a photo's result the names a first build gets (collection, heads, meshes, materials, textures, camera)."""
+    built.collection.name = stem
+    for k, obj in enumerate(built.faces, start=1):
+        name = stem if n_faces == 1 else f"{stem}_{k}"
+        obj.name = obj.data.name = name
+        material = obj.active_material
+        material.name = f"{name} face"
+        image = next(n.image for n in material.node_tree.nodes if n.type == "TEX_IMAGE")
+        name_texture(image, f"{name}_texture")
+    if built.camera is not None:
+        built.camera.name = built.camera.data.name = f"{stem} camera"
 
 
 def x_extent(built: BuiltPhoto) -> tuple[float, float]:
@@ -106,13 +138,6 @@ def place_beside(built: BuiltPhoto, previous: BuiltPhoto) -> None:
         obj.location.x += shift
 
 
-def remove_datablocks(blocks: Sequence[bpy.types.ID]) -> None:
-    """Remove datablocks this module made (the failure path, and undo's equivalent in scripts)."""
-    alive = [b for b in blocks if _is_alive(b)]
-    if alive:
-        bpy.data.batch_remove(alive)
-
-
 def build_face(
     face: FaceResult, *, name: str, ref: FaceResult, collection, options: BuildOptions, created: list
 ) -> bpy.types.Object:
@@ -120,40 +145,41 @@ def build_face(
     mesh = build_mesh(name, face, created=created)
     image = build_texture_image(f"{name}_texture", face.texture, png=face.texture_png, created=created)
     mesh.materials.append(build_material(f"{name} face", image, created=created))
-    obj = _track(created, bpy.data.objects.new(name, mesh))
+    obj = track(created, bpy.data.objects.new(name, mesh))
     collection.objects.link(obj)
     place = face_placement(
         yaw=face.yaw, pitch=face.pitch, roll=face.roll, rotation=face.rotation, translation=face.translation,
         scale=face.scale, ref_translation=ref.translation, ref_scale=ref.scale, apply_pose=options.apply_pose,
+        pivot=face.head_pivot,
     )  # fmt: skip
     obj.rotation_mode = BLENDER_EULER_ORDER
     obj.rotation_euler = place.euler
     obj.location = tuple(o + p for o, p in zip(options.origin, place.location))
     obj.scale = (place.scale,) * 3
-    obj[PROP + "source_photo"] = face.photo
     obj[PROP + "bundle_id"] = face.bundle_id
     obj[PROP + "yaw"], obj[PROP + "pitch"], obj[PROP + "roll"] = face.yaw, face.pitch, face.roll
     obj[PROP + "box"] = list(face.box)
     obj[PROP + "px_per_mm"] = face.scale
     if options.create_landmarks:
-        sub = _track(created, bpy.data.collections.new(LANDMARKS_COLLECTION))
+        sub = track(created, bpy.data.collections.new(LANDMARKS_COLLECTION))
         collection.children.link(sub)
         build_landmarks(face, parent=obj, collection=sub, created=created)
     return obj
 
 
 def build_mesh(name: str, face: FaceResult, *, created: list | None = None) -> bpy.types.Mesh:
-    """Frontal mesh (Blender metres) with a per-loop UV layer, smooth shaded; arrays via foreach_set."""
-    co = engine_to_blender(face.frontal_vertices).astype(np.float32)
-    tris = np.ascontiguousarray(face.triangles, dtype=np.int32)
+    """Frontal mesh (Blender metres, triangles or quads, origin at the head pivot) with a per-loop UV
+    layer, smooth shaded; arrays via foreach_set."""
+    co = engine_to_blender(face.frontal_vertices - face.head_pivot).astype(np.float32)
+    tris = np.ascontiguousarray(face.polygons, dtype=np.int32)
     n_loops = tris.size
-    mesh = _track(created, bpy.data.meshes.new(name))
+    mesh = track(created, bpy.data.meshes.new(name))
     mesh.vertices.add(len(co))
     mesh.vertices.foreach_set("co", co.ravel())
     mesh.loops.add(n_loops)
     mesh.loops.foreach_set("vertex_index", tris.ravel())
     mesh.polygons.add(len(tris))
-    mesh.polygons.foreach_set("loop_start", np.arange(0, n_loops, 3, dtype=np.int32))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, n_loops, tris.shape[1], dtype=np.int32))
     uv_layer = mesh.uv_layers.new(name=UV_LAYER_NAME)
     uv_layer.uv.foreach_set("vector", np.ascontiguousarray(face.uv[tris.ravel()], dtype=np.float32).ravel())
     mesh.update(calc_edges=True)
@@ -161,81 +187,13 @@ def build_mesh(name: str, face: FaceResult, *, created: list | None = None) -> b
     return mesh
 
 
-def texture_pixels(texture: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8, row 0 on top → Blender's flat float32 RGBA, row 0 at the bottom."""
-    texture = np.asarray(texture)
-    if texture.ndim != 3 or texture.shape[2] != 3 or texture.dtype != np.uint8:
-        raise ValueError(f"texture must be (H, W, 3) uint8, got {texture.shape} {texture.dtype}")
-    rgba = np.ones((*texture.shape[:2], 4), dtype=np.float32)
-    np.multiply(texture[::-1], np.float32(1 / 255), out=rgba[..., :3], casting="unsafe")
-    return rgba.ravel()
-
-
-def build_texture_image(
-    name: str, texture: np.ndarray, *, png: str | None = None, created: list | None = None
-) -> bpy.types.Image:
-    """The UV texture as an sRGB image, packed into the .blend (saved with it, no file needed).
-
-    With ``png`` (the worker's encoding of the same texture) the file's bytes are packed as they are:
-    ≈ 2 ms instead of ≈ 400 ms of float conversion and PNG encoding on Blender's UI thread at 2048².
-    """
-    if png is not None and Path(png).is_file():
-        name = _free_image_name(name)
-        with tempfile.TemporaryDirectory(prefix="prnet_texture_") as tmp:
-            # Unpack writes a packed file under the name it was loaded from: load it from a copy named
-            # after this face's (unique) image, not the worker's face_1_texture.png
-            staged = Path(tmp) / f"{bpy.path.clean_name(name)}.png"
-            shutil.copyfile(png, staged)
-            image = _track(created, bpy.data.images.load(str(staged), check_existing=False))
-            image.pack()
-        image.name = name
-    else:
-        pixels = texture_pixels(texture)
-        height, width = texture.shape[:2]
-        image = _track(created, bpy.data.images.new(name, width=width, height=height, alpha=False))
-        image.pixels.foreach_set(pixels)
-        image.pack()
-    # File › External Data › Unpack writes each packed image to //textures/<this file name>: name it after
-    # the datablock, whose name is unique in the .blend (Blender adds .001, …), so no face overwrites another
-    image.filepath_raw = f"//{TEXTURE_FOLDER}/{bpy.path.clean_name(image.name)}.png"
-    image.file_format = "PNG"
-    return image
-
-
-def _free_image_name(name: str) -> str:
-    """``name``, or the first of ``name.001``, ``name.002``, … that no image of the file has."""
-    taken = {image.name for image in bpy.data.images}
-    candidate, k = name, 0
-    while candidate in taken:
-        k += 1
-        candidate = f"{name}.{k:03d}"
-    return candidate
-
-
-def build_material(name: str, image: bpy.types.Image, *, created: list | None = None) -> bpy.types.Material:
-    """Principled BSDF whose base colour is the texture (UV map ``UVMap``)."""
-    mat = _track(created, bpy.data.materials.new(name))
-    if mat.node_tree is None:  # Blender < 5.0 creates materials without nodes
-        mat.use_nodes = True
-    nodes, links = mat.node_tree.nodes, mat.node_tree.links
-    bsdf = next((n for n in nodes if n.type == "BSDF_PRINCIPLED"), None) or nodes.new("ShaderNodeBsdfPrincipled")
-    out = next((n for n in nodes if n.type == "OUTPUT_MATERIAL"), None) or nodes.new("ShaderNodeOutputMaterial")
-    if not out.inputs["Surface"].is_linked:
-        links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
-    tex = nodes.new("ShaderNodeTexImage")
-    tex.image = image
-    tex.location = (bsdf.location.x - 400, bsdf.location.y)
-    links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
-    bsdf.inputs["Roughness"].default_value = SKIN_ROUGHNESS
-    return mat
-
-
 def build_landmarks(face: FaceResult, *, parent, collection, created: list) -> list[bpy.types.Object]:
     """68 empties at the frontal landmark positions, parented to the face (they follow its pose)."""
-    local = engine_to_blender(frontal_landmarks(face.landmarks_3d, face.rotation, face.translation, face.scale))
+    frontal = frontal_landmarks(face.landmarks_3d, face.rotation, face.translation, face.scale)
+    local = engine_to_blender(frontal - face.head_pivot)
     empties = []
     for name, pos, seen in zip(face.landmark_names, local, face.landmark_visibility):
-        empty = _track(created, bpy.data.objects.new(name, None))
+        empty = track(created, bpy.data.objects.new(name, None))
         empty.empty_display_type = LANDMARK_EMPTY_TYPE
         empty.empty_display_size = LANDMARK_EMPTY_SIZE_M
         empty.parent = parent
@@ -246,16 +204,17 @@ def build_landmarks(face: FaceResult, *, parent, collection, created: list) -> l
     return empties
 
 
-def build_camera(ref: FaceResult, *, name: str, collection, created: list) -> bpy.types.Object:
-    """Orthographic camera framing the photo, photo as background image (see :mod:`.frames`)."""
+def build_camera(ref: FaceResult, *, name: str, collection, created: list, pack_photo: bool = True) -> bpy.types.Object:
+    """Orthographic camera framing the photo, photo as background image (see :mod:`.frames`); with
+    ``pack_photo`` a photo this build loaded is packed into the .blend."""
     setup = matched_camera(ref_translation=ref.translation, ref_scale=ref.scale, image_size=ref.image_size)
-    cam = _track(created, bpy.data.cameras.new(name))
+    cam = track(created, bpy.data.cameras.new(name))
     cam.type = "ORTHO"
     cam.ortho_scale = setup.ortho_scale
     cam.sensor_fit = "AUTO"
     cam.clip_start, cam.clip_end = setup.clip
     photo = _load_photo(ref.background or ref.photo, created)
-    if photo is not None and photo in created and photo.packed_file is None:
+    if pack_photo and photo is not None and photo in created and photo.packed_file is None:
         photo.pack()  # the .blend carries the photo (another machine; the worker's upright copy is temporary)
     if photo is not None:
         bg = cam.background_images.new()
@@ -264,10 +223,9 @@ def build_camera(ref: FaceResult, *, name: str, collection, created: list) -> bp
         bg.display_depth = "BACK"
         bg.alpha = 1.0
         cam.show_background_images = True
-    obj = _track(created, bpy.data.objects.new(name, cam))
+    obj = track(created, bpy.data.objects.new(name, cam))
     obj.location = setup.location
     obj.rotation_euler = setup.rotation_euler
-    obj[PROP + "source_photo"] = ref.photo
     collection.objects.link(obj)
     return obj
 
@@ -282,18 +240,3 @@ def _load_photo(path: str, created: list) -> bpy.types.Image | None:
     if image not in before:
         created.append(image)
     return image
-
-
-def _track(created: list | None, block):
-    """Record a new datablock for removal on failure (when a list is given)."""
-    if created is not None:
-        created.append(block)
-    return block
-
-
-def _is_alive(block) -> bool:
-    try:
-        block.name  # noqa: B018 - raises ReferenceError once the datablock was removed
-    except ReferenceError:
-        return False
-    return True

@@ -104,6 +104,18 @@ with bpy.context.temp_override(window=window, screen=window.screen):  # undo nee
     obs["folder"] = run(bpy.ops.prnet.reconstruct_folder, directory=FOLDER, texture_size="512")
     obs["after_folder"] = counts()
 
+    # File › Import's operator, the photo run again with the asset options: it replaces the last result
+    obs["again"] = run(
+        bpy.ops.prnet.reconstruct_photo, filepath=PHOTO, texture_size="512", topology="quads", mouth="open",
+        texture_mode="photo",
+    )  # fmt: skip
+    obs["after_again"] = counts()
+    again = bpy.data.collections[Path(PHOTO).stem]
+    quads = next(o for o in again.objects if o.type == "MESH").data
+    obs["again_mesh"] = {"sides": sorted({p.loop_total for p in quads.polygons}), "n_polygons": len(quads.polygons)}
+    obs["imported"] = run(bpy.ops.prnet.import_face_photo, filepath=PHOTO)
+    obs["after_import"] = counts()
+
 worker = client.current_client()
 pid = worker._proc.pid
 bpy.ops.preferences.addon_disable(module=package)

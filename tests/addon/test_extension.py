@@ -140,6 +140,14 @@ def test_reconstruct_folder_builds_the_faces_and_reports_the_rest(session):
     assert "1 photo(s) reconstructed (1 faces)" in stdout and "1 failed, first: second.png" in stdout
 
 
+def test_running_a_photo_again_replaces_it_and_file_import_reconstructs(session):
+    obs, stdout, _ = session
+    assert obs["again"]["result"] == ["FINISHED"] and "replaced the photo's previous result" in stdout
+    assert obs["after_again"] == obs["after_folder"]  # the astronaut's result was replaced, not added
+    assert obs["again_mesh"]["sides"] == [4] and obs["again_mesh"]["n_polygons"] > 5000  # quads, as asked
+    assert obs["imported"]["result"] == ["FINISHED"] and obs["after_import"] == obs["after_folder"]
+
+
 def test_disabling_the_addon_stops_the_worker(session):
     obs, *_ = session
     assert obs["worker_alive_after_disable"] is False and obs["workdir_after_disable"] is False

@@ -113,10 +113,13 @@ def test_esc_cancels_and_leaves_the_scene_as_it_was(ui, sample_photo):
 def test_the_image_editors_photo_becomes_the_photo_to_reconstruct(sample_photo):
     """Registers the whole add-on from source (the classes tuple), then uses an Image Editor's image."""
     import prnet_blender
+    from prnet_blender.pickers import import_menu_entry
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     prnet_blender.register()
     try:
+        assert import_menu_entry in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()  # File › Import
+        assert bpy.ops.prnet.import_face_photo.poll()
         window = bpy.context.window_manager.windows[0]
         area = window.screen.areas[0]
         area.type = "IMAGE_EDITOR"
@@ -131,3 +134,4 @@ def test_the_image_editors_photo_becomes_the_photo_to_reconstruct(sample_photo):
         prnet_blender.unregister()
         bpy.ops.wm.read_factory_settings(use_empty=True)
     assert "prnet" not in bpy.types.Scene.bl_rna.properties  # unregister removed the settings
+    assert import_menu_entry not in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()

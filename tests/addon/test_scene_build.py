@@ -20,7 +20,7 @@ bpy = pytest.importorskip("bpy", reason=NO_BPY_REASON)
 
 from engine.landmarks import LANDMARK_NAMES  # noqa: E402
 from engine.pose import euler_to_rotation  # noqa: E402
-from prnet_blender import scene_build  # noqa: E402
+from prnet_blender import materials, scene_build  # noqa: E402
 from prnet_blender.frames import MM_TO_M, engine_to_blender, rotation_to_blender  # noqa: E402
 from prnet_blender.result import FaceResult  # noqa: E402
 
@@ -47,11 +47,15 @@ def synthetic_face(yaw=25.0, pitch=-10.0, roll=8.0, *, scale=2.5, t=(260.0, 240.
     texture[..., 2] = 200
     return FaceResult(
         photo=str(SAMPLE_PHOTO), bundle_id="synthetic@000000000000", landmark_names=LANDMARK_NAMES,
-        vertices=posed.astype(np.float32), frontal_vertices=canonical.astype(np.float32), triangles=tris, uv=uv,
+        vertices=posed.astype(np.float32), frontal_vertices=canonical.astype(np.float32), polygons=tris, uv=uv,
+        head_pivot=np.array(PIVOT_MM),
         landmarks_3d=(scale * lm_canonical @ rot.T + t).astype(np.float32),
         landmark_visibility=np.arange(68) % 2 == 0, texture=texture, rotation=rot, translation=t, scale=scale,
         yaw=yaw, pitch=pitch, roll=roll, box=(200.0, 180.0, 330.0, 310.0), image_size=SAMPLE_SIZE,
     )  # fmt: skip
+
+
+PIVOT_MM = (1.0, 35.0, -70.0)  # canonical mm: a head pivot away from the canonical origin
 
 
 @pytest.fixture(autouse=True)
@@ -78,7 +82,7 @@ def test_mesh_has_exact_counts_smooth_faces_and_the_frontal_vertices_in_blender_
     assert (len(mesh.vertices), len(mesh.polygons), len(mesh.loops)) == (rows * cols, n_tris, 3 * n_tris)
     co = np.empty(3 * len(mesh.vertices), np.float32)
     mesh.vertices.foreach_get("co", co)
-    x, y, z = face.frontal_vertices.T.astype(np.float64)
+    x, y, z = (face.frontal_vertices - face.head_pivot).T.astype(np.float64)
     assert_close(co.reshape(-1, 3), np.stack([x, -z, -y], 1) * MM_TO_M, FLOAT32_M, "co = (x, −z, −y) mm → m")
     assert all(p.use_smooth and p.loop_total == 3 for p in mesh.polygons)
 
@@ -86,7 +90,7 @@ def test_mesh_has_exact_counts_smooth_faces_and_the_frontal_vertices_in_blender_
 def test_faces_keep_the_engine_winding_so_normals_face_the_way_the_face_looks():
     face = synthetic_face(0.0, 0.0, 0.0)
     obj_frame = face.frontal_vertices * (1, -1, 1)  # the engine's mesh convention: y up, z to the viewer
-    a, b, c = (obj_frame[face.triangles[:, k]] for k in range(3))
+    a, b, c = (obj_frame[face.polygons[:, k]] for k in range(3))
     assert (np.cross(b - a, c - a)[:, 2] > 0).all()  # the synthetic triangles follow that convention
     mesh = scene_build.build_mesh("grid", face)
     assert all(p.normal.y < -0.5 for p in mesh.polygons)  # the face looks along −Y
@@ -98,8 +102,8 @@ def test_uv_layer_holds_each_loops_vertex_uv_and_texture_rows_keep_their_place()
     assert [layer.name for layer in mesh.uv_layers] == [scene_build.UV_LAYER_NAME]
     loop_uv = np.empty(2 * len(mesh.loops), np.float32)
     mesh.uv_layers[0].uv.foreach_get("vector", loop_uv)
-    assert_close(loop_uv.reshape(-1, 2), face.uv[face.triangles.ravel()], UV_EXACT, "loop uv")
-    image = scene_build.build_texture_image("tex", face.texture)
+    assert_close(loop_uv.reshape(-1, 2), face.uv[face.polygons.ravel()], UV_EXACT, "loop uv")
+    image = materials.build_texture_image("tex", face.texture)
     h, w = TEXTURE_SHAPE[:2]
     assert tuple(image.size) == (w, h) and image.packed_file is not None
     px = np.empty(w * h * 4, np.float32)
@@ -115,7 +119,7 @@ def test_a_worker_png_is_packed_as_is_with_the_same_orientation(tmp_path):
     face = synthetic_face()
     png = tmp_path / "face_1_texture.png"
     cv2.imwrite(str(png), np.ascontiguousarray(face.texture[..., ::-1]))
-    image = scene_build.build_texture_image("tex", face.texture, png=str(png))
+    image = materials.build_texture_image("tex", face.texture, png=str(png))
     assert image.name == "tex" and image.packed_file is not None and image.packed_file.size == png.stat().st_size
     png.unlink()  # the worker's file goes away after the build: the packed bytes remain
     h, w = TEXTURE_SHAPE[:2]
@@ -164,6 +168,22 @@ def test_build_photo_makes_the_posed_object_material_landmarks_and_camera():
     assert bpy.context.view_layer.objects.active is obj
 
 
+def test_the_object_origin_is_the_head_pivot_so_turning_the_head_keeps_the_neck_in_place():
+    face = synthetic_face()
+    built = scene_build.build_photo(bpy.context, [face])
+    obj = built.faces[0]
+    bpy.context.view_layer.update()
+    pivot_px = face.scale * face.rotation @ np.array(PIVOT_MM) + face.translation  # the engine's posed pivot
+    expected = engine_to_blender(pivot_px - face.translation, unit=MM_TO_M / face.scale)
+    assert_close(_world(obj)[:3, 3], expected, FLOAT32_M, "object origin vs the posed head pivot (m)")
+    chin = built.collection.children[0].objects[8]
+    before = _world(chin)[:3, 3].copy()
+    obj.rotation_euler.z += math.radians(30)  # turn the head
+    bpy.context.view_layer.update()
+    assert_close(_world(obj)[:3, 3], expected, FLOAT32_M, "the pivot stays where it was")
+    assert np.linalg.norm(_world(chin)[:3, 3] - before) > 0.01  # the chin swings round (≥ 1 cm)
+
+
 def test_re_posing_the_object_carries_the_landmarks():
     built = scene_build.build_photo(bpy.context, [synthetic_face()])
     obj = built.faces[0]
@@ -209,7 +229,7 @@ def test_a_full_size_mesh_builds_whole():
     n = lay.n_vertices
     big = FaceResult(**{
         **{f: getattr(face, f) for f in FaceResult.__slots__},
-        "frontal_vertices": lay.canonical_vertices.astype(np.float32), "triangles": lay.triangles.astype(np.int32),
+        "frontal_vertices": lay.canonical_vertices.astype(np.float32), "polygons": lay.triangles.astype(np.int32),
         "uv": np.random.default_rng(0).random((n, 2), dtype=np.float32), "vertices": np.zeros((n, 3), np.float32),
     })  # fmt: skip
     mesh = scene_build.build_mesh("full", big)
@@ -237,13 +257,14 @@ def test_unpacking_writes_one_file_per_face_and_each_face_keeps_its_pixels(tmp_p
         cv2.imwrite(str(png), np.ascontiguousarray(texture[..., ::-1]))
         from dataclasses import replace
 
-        scene_build.build_photo(bpy.context, [replace(face, texture=texture, texture_png=str(png))])
+        keep = scene_build.BuildOptions(replace=False)
+        scene_build.build_photo(bpy.context, [replace(face, texture=texture, texture_png=str(png))], keep)
         textures.append(texture)
         png.unlink()
     blend = tmp_path / "scene.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     bpy.ops.file.unpack_all(method="WRITE_LOCAL")
-    written = sorted((tmp_path / scene_build.TEXTURE_FOLDER).glob("*texture*.png"))
+    written = sorted((tmp_path / materials.TEXTURE_FOLDER).glob("*texture*.png"))
     assert len(written) == 2, written
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     bpy.ops.wm.open_mainfile(filepath=str(blend))
@@ -263,14 +284,16 @@ def test_a_photo_lands_at_the_given_origin_with_its_camera_still_matched():
     at_zero = scene_build.build_photo(bpy.context, [synthetic_face()])
     head, camera = np.array(at_zero.faces[0].location), np.array(at_zero.camera.location)
     origin = (1.5, -2.0, 0.75)
-    moved = scene_build.build_photo(bpy.context, [synthetic_face()], scene_build.BuildOptions(origin=origin))
+    moved = scene_build.build_photo(
+        bpy.context, [synthetic_face()], scene_build.BuildOptions(origin=origin, replace=False)
+    )
     assert_close(np.array(moved.faces[0].location), head + origin, FLOAT32_M, "head at the origin")
     assert_close(np.array(moved.camera.location), camera + origin, FLOAT32_M, "camera moved with it")
 
 
 def test_a_batch_lays_photos_out_side_by_side_without_overlap():
     first = scene_build.build_photo(bpy.context, [synthetic_face()])
-    second = scene_build.build_photo(bpy.context, [synthetic_face(yaw=-30.0)])
+    second = scene_build.build_photo(bpy.context, [synthetic_face(yaw=-30.0)], scene_build.BuildOptions(replace=False))
     camera_offset = np.array(second.camera.location) - np.array(second.faces[0].location)
     scene_build.place_beside(second, first)
     bpy.context.view_layer.update()
@@ -279,3 +302,53 @@ def test_a_batch_lays_photos_out_side_by_side_without_overlap():
     assert_close(
         np.array(second.camera.location) - np.array(second.faces[0].location), camera_offset, FLOAT32_M, "camera"
     )
+
+
+def _results() -> list:
+    return [c for c in bpy.context.scene.collection.children if "prnet_result_of" in c]
+
+
+def test_running_a_photo_again_replaces_its_result_in_place_and_undo_brings_it_back():
+    bpy.data.meshes.new("artist's own")  # never touched: not made by a build
+    first = scene_build.build_photo(bpy.context, [synthetic_face()])
+    first.faces[0].location.x += 0.3  # the artist moved the head
+    where = np.array(first.faces[0].location)
+    first_names = (first.collection.name, first.faces[0].name, first.camera.name)
+    old_image = first.faces[0].active_material.node_tree.nodes["Image Texture"].image.name
+    bpy.ops.ed.undo_push(message="first")
+    counts = _counts()
+    second = scene_build.build_photo(bpy.context, [synthetic_face(yaw=-10.0)])
+    assert second.replaced == 1 and _results() == [second.collection]
+    assert_close(np.array(second.faces[0].location), where, FLOAT32_M, "the new head takes the old one's place")
+    assert _counts() == counts  # the old collection, objects, mesh, material, texture and camera are gone
+    assert len([i for i in bpy.data.images if i.name.startswith(old_image)]) == 1 and "artist's own" in bpy.data.meshes
+    assert bpy.context.scene.camera is second.camera
+    assert (second.collection.name, second.faces[0].name, second.camera.name) == (first_names)
+    image = second.faces[0].active_material.node_tree.nodes["Image Texture"].image
+    assert image.name == old_image and image.filepath_raw.endswith(f"/{old_image}.png")
+    bpy.ops.ed.undo_push(message="second")
+    bpy.ops.ed.undo()
+    (back,) = _results()
+    head = next(o for o in back.objects if o.type == "MESH")
+    assert_close(np.array(head.location), where, FLOAT32_M, "undo restores the previous result")
+    assert old_image in bpy.data.images
+
+
+def test_keep_previous_leaves_both_results_and_another_photo_is_never_replaced(tmp_path):
+    import shutil
+    from dataclasses import replace
+
+    scene_build.build_photo(bpy.context, [synthetic_face()])
+    scene_build.build_photo(bpy.context, [synthetic_face()], scene_build.BuildOptions(replace=False))
+    other = tmp_path / "other.jpg"
+    shutil.copyfile(SAMPLE_PHOTO, other)
+    scene_build.build_photo(bpy.context, [replace(synthetic_face(), photo=str(other))])
+    assert len(_results()) == 3
+
+
+def test_the_cameras_photo_is_packed_unless_asked_not_to():
+    built = scene_build.build_photo(bpy.context, [synthetic_face()])
+    assert built.camera.data.background_images[0].image.packed_file is not None
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    built = scene_build.build_photo(bpy.context, [synthetic_face()], scene_build.BuildOptions(pack_photo=False))
+    assert built.camera.data.background_images[0].image.packed_file is None

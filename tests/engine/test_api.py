@@ -49,7 +49,7 @@ def test_reconstruction_matches_closed_form(rec):
     canonical = rec.layout.canonical_vertices
     assert_close(f.frontal_vertices[inside], canonical[inside], FRONTAL_MM, "frontalised vs canonical (mm)")
     assert_close(f.frontal_vertices[~inside], canonical[~inside], BORDER_MM, "frontalised border (mm)")
-    assert f.texture.shape == (512, 512, 3) and f.texture.dtype == np.uint8 and f.texture_mask.mean() > 0.5
+    assert f.texture.shape == (512, 512, 3) and f.texture.dtype == np.uint8 and f.texture_mask.mean() > 0.3
     assert f.vertex_visibility.mean() > 0.95
     assert f.landmarks_2d.shape == (68, 2) and f.landmark_visibility.shape == (68,)
     assert ((f.uv >= 0) & (f.uv <= 1)).all()
@@ -194,3 +194,22 @@ def test_refinement_frames_each_crop_on_the_landmarks_it_reports(mean_face_bundl
     monkeypatch.setattr(rec.passes, "landmarks", lambda out_map, transform: reported)
     refined = rec.passes.refine(gradient_photo(), [BoundingBox(40, 40, 140, 140)])
     assert refined.rois == [roi_from_landmarks(reported[:, :2])] and refined.settled == [True]
+
+
+def test_mouth_modes_and_the_head_pivot(rec):
+    """``mouth`` picks the triangles (engine.mouth); the head pivot sits on the midline, at the level
+    between nose and chin, behind the face (canonical mm, y down, z toward the camera)."""
+    from engine.mouth import closed_triangles, open_triangles
+    from engine.pose import frontalize
+
+    box = [BoundingBox(220, 140, 420, 340)]
+    closed = rec(gradient_photo(), boxes=box, texture_size=256)[0]
+    opened = rec(gradient_photo(), boxes=box, texture_size=256, mouth="open")[0]
+    assert closed.mouth == "closed" and closed.triangles is closed_triangles(rec.layout)
+    assert opened.mouth == "open" and opened.triangles is open_triangles(rec.layout)
+    with pytest.raises(InvalidOptionError, match="mouth"):
+        rec(gradient_photo(), boxes=box, mouth="shut")
+    lm = frontalize(closed.landmarks_3d, closed.pose)
+    pivot = closed.head_pivot
+    assert abs(pivot[0]) < 2.0 and lm[30, 1] < pivot[1] < lm[8, 1]
+    assert pivot[2] < lm[30, 2] - 100.0  # over 10 cm behind the nose tip

@@ -137,3 +137,22 @@ def test_bad_boxes_file(mean_face_bundle, photos, tmp_path, capsys):
         == 1
     )
     assert "bad boxes" in capsys.readouterr().err
+
+
+def test_asset_options_shape_the_written_files(mean_face_bundle, photos, tmp_path):
+    a, _, boxes = photos
+    out = tmp_path / "out"
+    args = ["reconstruct", str(a), "-o", str(out), "--bundle", str(mean_face_bundle), "--boxes", str(boxes)]
+    opts = ["--texture-size", "256", "--topology", "quads", "--quad-cells", "40", "--mouth", "open"]
+    assert main([*args, *opts, "--texture-mode", "photo", "--extra-formats", "ply"]) == 0
+    faces = [line.split()[1:] for line in (out / "a.obj").read_text().splitlines() if line.startswith("f ")]
+    assert faces and all(len(f) == 4 for f in faces)  # all quads
+    ply = (out / "a.ply").read_bytes()
+    assert b"element face %d" % len(faces) in ply
+    png = cv2.imread(str(out / "a_texture.png"), cv2.IMREAD_UNCHANGED)
+    assert png.shape == (256, 256, 4)  # photo mode: the seen mask as alpha
+    pose = json.loads((out / "a.pose.json").read_text())
+    assert len(pose["head_pivot"]) == 3
+    assert main([*args, "--quad-cells", "4"]) == 2
+    with pytest.raises(SystemExit):
+        main([*args, "--mouth", "auto"])

@@ -58,6 +58,8 @@ def _recon() -> FaceReconstruction:
         frontal_vertices=vertices - vertices.mean(axis=0),
         texture=texture,
         texture_mask=np.ones((4, 4), bool),
+        mouth="closed",
+        head_pivot=np.array([0.0, 30.0, -60.0], np.float32),
     )
 
 

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from engine import protocol as P
 from engine.image_io import sample_photo_path
 from engine.landmarks import LANDMARK_NAMES
 from engine.worker import Worker
@@ -21,8 +22,9 @@ from engine.worker import Worker
 REPO = Path(__file__).resolve().parents[2]
 NPZ_ARRAYS = {
     "vertices", "triangles", "uv", "frontal_vertices", "landmarks_3d", "landmark_visibility", "texture",
-    "pose_rotation", "pose_translation", "pose_scale", "pose_yaw_pitch_roll", "image_size", "box",
+    "pose_rotation", "pose_translation", "pose_scale", "pose_yaw_pitch_roll", "image_size", "box", "head_pivot",
 }  # fmt: skip
+assert set(P.NPZ_ARRAYS) <= NPZ_ARRAYS  # what the add-on reads is what this test checks the worker writes
 TEXTURE = 256  # px: the smallest texture the worker accepts keeps the test fast
 
 
@@ -73,6 +75,20 @@ def test_reconstruct_writes_one_npz_per_face_and_reports_progress(served, mean_f
     assert set(reply["timings_ms"]) >= {"detect", "network", "texture"}
 
 
+def test_asset_options_reach_the_npz_and_the_png(served):
+    """Quads add the mesh_* arrays the add-on builds from; photo mode writes the mask as the PNG's alpha."""
+    worker, messages = served
+    options = {"topology": "quads", "quad_cells": 48, "mouth": "open", "texture_mode": "photo"}
+    _reconstruct(worker, 5, sample_photo_path(), texture_size=TEXTURE, **options)
+    (face,) = messages()[-1]["faces"]
+    with np.load(face["npz"]) as z:
+        assert set(P.MESH_NPZ_ARRAYS) <= set(z.files) and z["mesh_faces"].shape[1] == 4
+        assert face["n_vertices"] == len(z["mesh_vertices"]) and str(z["mouth"]) == "open"
+        assert z["head_pivot"].shape == (3,)
+    png = cv2.imread(face["texture_png"], cv2.IMREAD_UNCHANGED)
+    assert png.shape == (TEXTURE, TEXTURE, 4) and set(np.unique(png[..., 3])) == {0, 255}
+
+
 def test_the_model_stays_warm_and_reloads_for_another_bundle(served, mean_face_bundle, tmp_path):
     worker, messages = served
     worker.handle({"id": 2, "cmd": "load"})
@@ -96,6 +112,10 @@ def test_the_model_stays_warm_and_reloads_for_another_bundle(served, mean_face_b
         ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"all_faces": "yes"}}, "bad_input", "all_faces"),
         ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"texture": 512}}, "bad_input", "unknown options"),
         ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"device": "tpu"}}, "bad_input", "device"),
+        ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"mouth": "auto"}}, "bad_input", "mouth"),
+        ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"texture_mode": "x"}}, "bad_input", "texture mode"),
+        ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"topology": "ngons"}}, "bad_input", "topology"),
+        ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"quad_cells": 4}}, "bad_input", "quad cells"),
         ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"bundle": "/no/bundle"}}, "no_model", "bundle"),
         ({"cmd": "fly"}, "bad_input", "unknown command"),
     ],

@@ -41,9 +41,15 @@ FRONT_FACING_MIN = 0.90  # share of triangles facing the camera on a frontal fac
 STEEP_FRONT_FACING_MIN = 0.999  # same among triangles tilted < 60° from the view axis (nostrils: 11)
 HIDDEN_SIDE_SEEN_MAX = 0.2  # vertices / texels seen on the far half of the face at 80° yaw
 NEAR_SIDE_SEEN_MIN = 0.8  # vertices / texels seen on the near half at 80° yaw
-VERTEX_TEXELS_SEEN_MIN = 0.8  # vertices whose uv texel is in the mask at 20° yaw (measured 0.87:
-# hidden vertices and texels just outside the mesh's UV footprint at its border are not)
-SYMMETRIC_FILLED_MIN = 0.8  # far-half texels in the mask after symmetric fill at 80° yaw
+VERTEX_TEXELS_SEEN_MIN = 0.55  # vertices whose uv texel is in the mask at 20° yaw (measured 0.62:
+# hidden vertices, the sides seen at more than 60° and texels just outside the mesh's UV footprint are not)
+SEEN_WITHOUT_GRAZING = 0.9  # share of face texels the photo may show on a frontal face: the jaw sides
+# and the forehead's top corners are seen at more than 60° and weigh less than one half
+PHOTO_MODE_PADDED_MAX = 0.05  # face texels that photo mode's edge padding colours beyond the mask
+SEAM_RATIO_MAX = 2.0  # engine.texture_quality.seam_ratio of a completed texture (1 = no seam; a black
+# or mismatched seam line reads as tens)
+GRAZING_SMEAR_MAX = 0.002  # share of face texels showing what lies past the silhouette (measured 0)
+GREEN_MARGIN_LEVELS = 40  # a texel counts as green when G exceeds R by this: the skin is R > G
 
 # ---- surface quality (engine.mesh_quality): the artist-ready bars ---------------------------------
 MESH_NORMAL_DEVIATION_DEG = 0.6  # median angle between a vertex normal and its neighbours' mean normal
