@@ -64,6 +64,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from .image_io import load_image
     from .options import ReconstructOptions
     from .quad_mesh import face_mesh
+    from .rig import face_rig_of
 
     try:
         boxes = _read_boxes(args.boxes) if args.boxes else {}
@@ -91,13 +92,15 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             )
             stem = Path(photo).stem
             for k, face in enumerate(faces, start=1):
+                mesh = face_mesh(face, rec.layout, args.topology, args.quad_cells, rgb)
                 export_face(
                     face,
                     args.output,
                     stem if len(faces) == 1 else f"{stem}_{k}",
                     formats=formats,
-                    mesh=face_mesh(face, rec.layout, args.topology, args.quad_cells, rgb),
+                    mesh=mesh,
                     texture_alpha=args.texture_mode == "photo",
+                    rig=face_rig_of(face, mesh, rec.layout) if args.rig else None,
                 )
             msg = f"{Path(photo).name}: {len(faces)} face(s), {time.perf_counter() - t0:.2f} s"
             if not faces:
@@ -205,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_QUAD_CELLS,
         help=f"with --topology quads: grid cells across the UV square, {QUAD_CELLS_MIN}-{QUAD_CELLS_MAX} "
         "(default: %(default)s)",
+    )
+    r.add_argument(
+        "--rig",
+        action="store_true",
+        help="also write STEM.rig.json (bones) and STEM.rig.npz (skin weights) for the mesh (see README)",
     )
     r.add_argument("--extra-formats", nargs="*", choices=("ply", "npz"), help="also write these formats")
     add_averaging_options(r)

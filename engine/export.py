@@ -28,6 +28,7 @@ from .errors import OutputError
 from .landmarks import LANDMARK_NAMES
 from .layout import N_LANDMARKS
 from .quad_mesh import triangle_mesh
+from .rig import FaceRig, rig_json
 from .types import FaceMesh, FaceReconstruction
 
 FORMATS = ("obj", "landmarks", "pose", "ply", "npz")  # obj = OBJ + MTL + texture PNG
@@ -83,11 +84,16 @@ def write_pose_json(path: str | Path, recon: FaceReconstruction) -> Path:
     return _write_one(path, _pose_bytes(recon))
 
 
-def write_npz(path: str | Path, recon: FaceReconstruction, mesh: FaceMesh | None = None) -> Path:
+def write_npz(
+    path: str | Path,
+    recon: FaceReconstruction,
+    mesh: FaceMesh | None = None,
+    extra: dict[str, np.ndarray] | None = None,
+) -> Path:
     """Every array field by its name, plus box, image_size, layout_id, mouth and pose_* entries; with a
     quad ``mesh``, also its arrays as ``mesh_vertices``, ``mesh_faces``, ``mesh_uv``,
-    ``mesh_vertex_colors`` and ``mesh_frontal_vertices``."""
-    return _write_one(path, _npz_bytes(recon, mesh))
+    ``mesh_vertex_colors`` and ``mesh_frontal_vertices``; ``extra`` arrays under their own names."""
+    return _write_one(path, _npz_bytes(recon, mesh, extra))
 
 
 def export_face(
@@ -98,11 +104,13 @@ def export_face(
     formats: Iterable[str] = DEFAULT_FORMATS,
     mesh: FaceMesh | None = None,
     texture_alpha: bool = False,
+    rig: FaceRig | None = None,
 ) -> list[Path]:
     """Write ``STEM.obj``/``.mtl``/``_texture.png``, ``STEM.landmarks.json``, ``STEM.pose.json``,
     and, when asked, ``STEM.ply`` and ``STEM.npz`` into ``out_dir`` (created if missing). OBJ and PLY
     hold ``mesh`` (default: the reconstruction's triangles; engine.quad_mesh gives quads);
-    ``texture_alpha`` writes the texture as RGBA with the photo-seen mask as alpha."""
+    ``texture_alpha`` writes the texture as RGBA with the photo-seen mask as alpha; ``rig`` (its
+    weights for ``mesh``'s vertices) adds ``STEM.rig.json`` (bones) and ``STEM.rig.npz`` (weights)."""
     formats = tuple(formats)
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
@@ -126,6 +134,13 @@ def export_face(
         payloads[out / f"{stem}.ply"] = _ply_bytes(shape)
     if "npz" in formats:
         payloads[out / f"{stem}.npz"] = _npz_bytes(recon, mesh)
+    if rig is not None:
+        if len(rig.weights) != len(shape.vertices):
+            raise ValueError(f"rig weights are for {len(rig.weights)} vertices, the mesh has {len(shape.vertices)}")
+        payloads[out / f"{stem}.rig.json"] = _json_bytes(rig_json(rig, weights_file=f"{stem}.rig.npz"))
+        buf = io.BytesIO()
+        np.savez_compressed(buf, weights=rig.weights, bones=np.array(rig.weight_bones))
+        payloads[out / f"{stem}.rig.npz"] = buf.getvalue()
     return write_files_atomically(payloads)
 
 
@@ -244,7 +259,9 @@ def _pose_bytes(recon: FaceReconstruction) -> bytes:
     })  # fmt: skip
 
 
-def _npz_bytes(recon: FaceReconstruction, mesh: FaceMesh | None = None) -> bytes:
+def _npz_bytes(
+    recon: FaceReconstruction, mesh: FaceMesh | None = None, extra: dict[str, np.ndarray] | None = None
+) -> bytes:
     arrays = {f.name: getattr(recon, f.name) for f in fields(recon) if isinstance(getattr(recon, f.name), np.ndarray)}
     if mesh is not None and mesh.topology == "quads":
         _check_mesh(mesh)
@@ -254,7 +271,7 @@ def _npz_bytes(recon: FaceReconstruction, mesh: FaceMesh | None = None) -> bytes
         box=np.array([*recon.box.as_list(), recon.box.score]), image_size=np.array(recon.image_size),
         layout_id=np.array(recon.layout_id), mouth=np.array(recon.mouth), pose_rotation=np.asarray(p.rotation),
         pose_translation=np.asarray(p.translation), pose_scale=np.array(p.scale),
-        pose_yaw_pitch_roll=np.array([p.yaw, p.pitch, p.roll]),
+        pose_yaw_pitch_roll=np.array([p.yaw, p.pitch, p.roll]), **(extra or {}),
     )  # fmt: skip
     buf = io.BytesIO()
     np.savez(buf, **arrays)

@@ -166,3 +166,14 @@ def closed_map(position_map: np.ndarray, layout: UVLayout) -> tuple[np.ndarray, 
         t = ((r - top) / (bottom - top))[:, None]
         out[r, c] = (1 - t) * out[top, c] + t * out[bottom, c]
     return out, layout.face_mask | slit
+
+
+def mouth_faces(uv: np.ndarray, faces: np.ndarray, layout: UVLayout) -> np.ndarray:
+    """(F,) bool: the polygons of a mesh that fill the lip slit (their UV centroid lies inside the slit's
+    boundary loop): with the mouth closed, the strip between the lips, which a face rig stretches into
+    the open mouth. ``uv`` (V, 2) OBJ texture coordinates (v up), ``faces`` (F, 3|4) indices."""
+    last = layout.size - 1
+    uv = np.asarray(uv, np.float64)
+    px = np.stack([uv[:, 0] * last, (1.0 - uv[:, 1]) * last], axis=1)
+    loop = vertex_uv_px(layout)[slit_loop(layout)]
+    return inside_polygon(px[np.asarray(faces)].mean(axis=1), loop)

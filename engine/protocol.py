@@ -91,6 +91,9 @@ NPZ_ARRAYS = (
     "pose_yaw_pitch_roll",  # (3,) degrees
     "box",  # (5,) left, top, right, bottom, score
     "image_size",  # (2,) height, width
+    "layout_keypoints_uv",  # (68, 2) float32 layout px of the 68 landmarks (the rig's weight design)
+    "layout_size",  # () side of the UV layout, px
+    "mouth_faces",  # (F,) bool per polygon of the mesh to build: the strip that closes the lips
 )
 
 # Arrays a face's .npz adds when the mesh to build is not the reconstruction's own triangles (quads,

@@ -45,7 +45,7 @@ SEEN_FRACTION = 0.5  # a texel is "seen" (in ``mask``) when its photo weight is 
 GRAZING_COS_HIDDEN = 0.26  # cos of the view angle (75°) at and below which the photo is not trusted
 GRAZING_COS_SEEN = 0.5  # cos of the view angle (60°) from which the photo is fully trusted
 ISLAND_TEXELS_AT_1024 = 6  # photo regions narrower than 2× this (≈ 3 vertex spacings at 1024²) are dropped
-OFF_PHOTO = -16.0  # image px: a remap coordinate that reads only the black border
+OFF_PHOTO = -16.0  # image px: where texels of no photo weight (and broken vertices) read; never shown
 PLAN_CACHE_SIZE = 2  # (layout, size) plans kept: ≈ 40 MB and ≈ 0.5 s to build at 1024², 16× that at 4096²
 
 
@@ -199,13 +199,14 @@ def extract_texture(
     plan = _plan(layout, size)
     texel = plan.sampler(map_from_vertices(per_vertex, layout, fill=0.0))  # (M, 4)
     used = texel[:, 2] > 0
-    # one remap of the whole square; texels the photo does not show read outside it → black (a seen
-    # texel a fraction of a pixel beyond the photo's edge blends with that black border: negligible)
+    # one remap of the whole square; texels the photo does not show carry no weight (photo mode blacks
+    # them out below). A texel between a vertex on the photo and one just off it reads the photo's
+    # edge pixel (replicated border), never black
     off_photo = np.full(2, OFF_PHOTO, np.float32).view(np.int64)
     maps = np.empty((size * size, 2), dtype=np.float32)
     maps.view(np.int64)[:, 0] = off_photo
     maps.view(np.int64)[plan.texels, 0] = np.where(used, texel.view(np.int64)[:, 0], off_photo)
-    texture = cv2.remap(image, maps.reshape(size, size, 2), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    texture = cv2.remap(image, maps.reshape(size, size, 2), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     weight = np.zeros(size * size, dtype=np.float32)
     weight[plan.texels] = np.clip(texel[:, 2], 0.0, 1.0)
     weight = _without_islands(weight.reshape(size, size), size)

@@ -91,7 +91,9 @@ def blend_levels(shape: tuple[int, int], levels: int = BLEND_LEVELS) -> int:
 
 def multiband_blend(base: np.ndarray, top: np.ndarray, weight: np.ndarray, *, levels: int = BLEND_LEVELS) -> np.ndarray:
     """``top`` over ``base`` (both complete (H, W, 3) images) with ``weight`` (H, W) in [0, 1] per
-    pixel, band by band: base + Σ_band G(weight) · band(top − base) → (H, W, 3) float32."""
+    pixel, band by band: base + Σ_band G(weight) · band(top − base) → (H, W, 3) float32, kept between
+    the two images at every pixel (a band's blur would otherwise overshoot at a strong edge — dark hair
+    against skin — and ring into black or white)."""
     base = np.asarray(base, np.float32)
     top = np.asarray(top, np.float32)
     weight = np.asarray(weight, np.float32)
@@ -103,4 +105,4 @@ def multiband_blend(base: np.ndarray, top: np.ndarray, weight: np.ndarray, *, le
     image = bands[-1] * masks[-1][..., None]
     for band, mask in zip(reversed(bands[:-1]), reversed(masks[:-1])):
         image = cv2.pyrUp(image, dstsize=band.shape[1::-1]) + band * mask[..., None]
-    return base + image
+    return np.clip(base + image, np.minimum(base, top), np.maximum(base, top))

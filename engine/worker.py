@@ -124,9 +124,12 @@ class Worker:
         return self._rec
 
     def reconstruct(self, rid: Any, msg: dict) -> dict:
+        import numpy as np
+
         from .export import write_npz, write_texture_png
         from .image_io import load_image
         from .landmarks import LANDMARK_NAMES
+        from .mouth import mouth_faces
         from .quad_mesh import face_mesh
 
         photo = msg.get("photo")
@@ -157,7 +160,11 @@ class Worker:
         out = []
         for k, face in enumerate(faces, start=1):
             mesh = face_mesh(face, rec.layout, options["topology"], options["quad_cells"], rgb)
-            path = write_npz(folder / f"face_{k}.npz", face, mesh)
+            layout = {
+                "layout_keypoints_uv": rec.layout.keypoints_uv, "layout_size": np.array(rec.layout.size),
+                "mouth_faces": mouth_faces(mesh.uv, mesh.faces, rec.layout),
+            }  # fmt: skip
+            path = write_npz(folder / f"face_{k}.npz", face, mesh, layout)
             alpha = face.texture_mask if options["texture_mode"] == "photo" else None
             png = write_texture_png(folder / f"face_{k}_texture.png", face.texture, alpha)
             out.append({

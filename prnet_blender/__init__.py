@@ -13,6 +13,7 @@ def _classes() -> tuple:
     from .pickers import PRNET_OT_import_face_photo, PRNET_OT_use_editor_image
     from .preferences import PRNET_AddonPreferences, PRNET_OT_check_engine, PRNET_OT_install_engine
     from .properties import PRNET_PG_settings
+    from .rig_operators import PRNET_OT_build_rig
 
     return (
         PRNET_AddonPreferences,
@@ -23,6 +24,7 @@ def _classes() -> tuple:
         PRNET_OT_reconstruct_folder,
         PRNET_OT_use_editor_image,
         PRNET_OT_import_face_photo,
+        PRNET_OT_build_rig,
         PRNET_PT_main,
     )
 

@@ -1,10 +1,10 @@
 """Where the ``engine`` package and its shipped model are, and the engine modules the add-on shares.
 
 The add-on and the engine worker must agree on the protocol (engine.protocol) and on the options'
-limits (engine.options, engine.device). Those modules are stdlib only, so the add-on loads them
-from the engine folder it ships (or the repo checkout's) under a private package name,
-:data:`ALIAS`: no sys.path edit, no torch or numpy, and no clash with another ``engine`` package
-Blender's Python may have. No bpy.
+limits (engine.options, engine.device), and the face rig is built in Blender from engine.rig. Those
+modules are stdlib only (engine.rig: numpy only), so the add-on loads them from the engine folder it
+ships (or the repo checkout's) under a private package name, :data:`ALIAS`: no sys.path edit, no
+torch, and no clash with another ``engine`` package Blender's Python may have. No bpy.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 from types import ModuleType
 
 ALIAS = "_prnet_engine"  # the engine package's name inside Blender's Python
-SHARED_MODULES = ("protocol", "options", "device", "errors")  # stdlib only (tests/engine/test_boundaries.py)
+# stdlib only, and engine.rig numpy only (Blender ships numpy): tests/engine/test_boundaries.py
+SHARED_MODULES = ("protocol", "options", "device", "errors", "rig")
 
 
 def engine_root() -> Path | None:

@@ -18,6 +18,7 @@ import numpy as np
 from .datablocks import track
 
 SKIN_ROUGHNESS = 0.6  # matte: the photo texture already carries the light it was taken in
+MOUTH_RGB = (0.06, 0.015, 0.015)  # linear RGB: the dark red of a mouth's inside
 TEXTURE_FOLDER = "textures"  # where Blender's Unpack writes packed images, beside the .blend
 
 
@@ -94,4 +95,21 @@ def build_material(name: str, image: bpy.types.Image, *, created: list | None = 
     tex.location = (bsdf.location.x - 400, bsdf.location.y)
     links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
     bsdf.inputs["Roughness"].default_value = SKIN_ROUGHNESS
+    return mat
+
+
+def build_mouth_material(name: str, *, created: list | None = None) -> bpy.types.Material:
+    """The dark inside of the mouth, for the strip that closes the lips: a thin line at rest, the open
+    mouth when a face rig drops the jaw."""
+    mat = track(created, bpy.data.materials.new(name))
+    if mat.node_tree is None:
+        mat.use_nodes = True
+    bsdf = next((n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED"), None)
+    if bsdf is None:
+        bsdf = mat.node_tree.nodes.new("ShaderNodeBsdfPrincipled")
+        out = next(n for n in mat.node_tree.nodes if n.type == "OUTPUT_MATERIAL")
+        mat.node_tree.links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
+    bsdf.inputs["Base Color"].default_value = (*MOUTH_RGB, 1.0)
+    bsdf.inputs["Roughness"].default_value = SKIN_ROUGHNESS
+    mat.diffuse_color = (*MOUTH_RGB, 1.0)  # what Workbench's material colour shows
     return mat

@@ -16,10 +16,11 @@ from pathlib import Path
 import bpy
 from bpy.props import StringProperty
 
-from . import preferences, request, scene_build
+from . import preferences, request, rig_operators, scene_build
 from .engine_link import engine_module
 from .properties import OPTION_NAMES, option_properties
 from .result import FaceResult
+from .rig_operators import RIG_OPTION_NAMES
 
 TIMER_S = 0.1  # modal poll interval: smooth progress, negligible load
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -95,6 +96,7 @@ class _PhotoQueueOperator:
             pack_photo=o["pack_photo"],
             replace=not o["keep_previous"],
         )
+        self._rig = {name: o[name] for name in RIG_OPTION_NAMES} if o["build_rig"] else None
         self._queue, self._built, self._failed = list(self.photos(context)), [], []
         if not self._queue:
             return False
@@ -126,6 +128,9 @@ class _PhotoQueueOperator:
             if self._built and not built.replaced:  # a batch: beside the last photo, not on top of it
                 scene_build.place_beside(built, self._built[-1])
             self._built.append(built)
+            if self._rig is not None:
+                for head in built.faces:
+                    rig_operators.rig_head(context, head, **self._rig)
         except (ValueError, KeyError, RuntimeError) as exc:
             self._failed.append((self._photo, request.EngineClientError(f"could not build the result: {exc}")))
         finally:

@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import operators, pickers
+from . import operators, pickers, rig_operators
 
 
 class PRNET_PT_main(bpy.types.Panel):
@@ -41,6 +41,14 @@ class PRNET_PT_main(bpy.types.Panel):
         row.operator(operators.PRNET_OT_reconstruct_photo.bl_idname, icon="USER")
         if busy:
             layout.label(text="Working… (Esc cancels)", icon="TIME")
+
+        box = layout.box()
+        box.label(text="Rig", icon="ARMATURE_DATA")
+        box.prop(settings, "build_rig")
+        row = box.row()
+        row.prop(settings, "eyeballs")
+        row.prop(settings, "rigify_metarig")
+        box.operator(rig_operators.PRNET_OT_build_rig.bl_idname, icon="BONE_DATA")
 
         box = layout.box()
         box.prop(settings, "folder", text="")

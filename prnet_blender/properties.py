@@ -10,6 +10,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from .engine_link import engine_module
+from .rig_operators import RIG_OPTION_NAMES, rig_properties
 
 _options, _device = engine_module("options"), engine_module("device")
 TEXTURE_SIZE_ITEMS = tuple((str(s), f"{s} px", f"{s} × {s} texture") for s in _options.TEXTURE_SIZE_MENU)
@@ -48,6 +49,8 @@ OPTION_NAMES = (  # shared by the settings and the operators' arguments
     "add_camera",
     "pack_photo",
     "keep_previous",
+    "build_rig",
+    *RIG_OPTION_NAMES,
     "device",
 )
 
@@ -107,6 +110,12 @@ def option_properties() -> dict:
             default=False,
             description="Running a photo again keeps its earlier result (by default the new one replaces it)",
         ),
+        "build_rig": BoolProperty(
+            name="Build Face Rig",
+            default=False,
+            description="Rig each new head (as the Build Face Rig button does)",
+        ),
+        **rig_properties(),
         "device": EnumProperty(
             name="Device", items=DEVICE_ITEMS, default=_device.DEFAULT_DEVICE, description="Where the network runs"
         ),

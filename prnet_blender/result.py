@@ -40,6 +40,9 @@ class FaceResult:
     roll: float
     box: tuple[float, float, float, float]  # left, top, right, bottom, image px
     image_size: tuple[int, int]  # (height, width) px
+    keypoints_uv: np.ndarray | None = None  # (68, 2) layout px of the landmarks (engine.rig's weight design)
+    layout_size: int = 256  # side of the UV layout, px
+    mouth_faces: np.ndarray | None = None  # (F,) bool: the polygons closing the lips (a dark material)
     texture_png: str | None = None  # the same texture as a PNG file written by the worker, if any
     background: str | None = None  # upright copy of an EXIF-rotated photo (worker temp file), if any
 
@@ -64,6 +67,8 @@ class FaceResult:
             _check(a, "pose_rotation", (3, 3))
             _check(a, "pose_translation", (3,))
             _check(a, "head_pivot", (3,))
+            _check(a, "layout_keypoints_uv", (N_LANDMARKS, 2))
+            _check(a, "mouth_faces", (len(a["triangles"]),))
             tris, tex = a["triangles"], a["texture"]
         except KeyError as exc:
             raise ValueError(f"engine result {face['npz']} lacks the array {exc}") from exc
@@ -95,6 +100,9 @@ class FaceResult:
             roll=roll,
             box=tuple(float(v) for v in a["box"][:4]),
             image_size=(int(a["image_size"][0]), int(a["image_size"][1])),
+            keypoints_uv=a["layout_keypoints_uv"].astype(np.float64),
+            layout_size=int(a["layout_size"]),
+            mouth_faces=a["mouth_faces"].astype(bool),
             texture_png=face.get("texture_png"),
             background=face.get("background") if face.get("background") not in (None, str(photo)) else None,
         )

@@ -24,8 +24,9 @@ from mathutils import Vector
 from . import replace
 from .datablocks import remove_datablocks, track
 from .frames import BLENDER_EULER_ORDER, engine_to_blender, face_placement, frontal_landmarks, matched_camera
-from .materials import build_material, build_texture_image, name_texture
+from .materials import build_material, build_mouth_material, build_texture_image, name_texture
 from .result import FaceResult
+from .rig_build import store_rig_inputs
 
 UV_LAYER_NAME = "UVMap"
 LANDMARKS_COLLECTION = "Landmarks"
@@ -117,6 +118,8 @@ def _name_result(built: BuiltPhoto, stem: str, n_faces: int) -> None:
         material.name = f"{name} face"
         image = next(n.image for n in material.node_tree.nodes if n.type == "TEX_IMAGE")
         name_texture(image, f"{name}_texture")
+        if len(obj.data.materials) > 1:
+            obj.data.materials[1].name = f"{name} mouth"
     if built.camera is not None:
         built.camera.name = built.camera.data.name = f"{stem} camera"
 
@@ -145,6 +148,8 @@ def build_face(
     mesh = build_mesh(name, face, created=created)
     image = build_texture_image(f"{name}_texture", face.texture, png=face.texture_png, created=created)
     mesh.materials.append(build_material(f"{name} face", image, created=created))
+    if face.mouth_faces is not None and face.mouth_faces.any():
+        mesh.materials.append(build_mouth_material(f"{name} mouth", created=created))
     obj = track(created, bpy.data.objects.new(name, mesh))
     collection.objects.link(obj)
     place = face_placement(
@@ -160,6 +165,8 @@ def build_face(
     obj[PROP + "yaw"], obj[PROP + "pitch"], obj[PROP + "roll"] = face.yaw, face.pitch, face.roll
     obj[PROP + "box"] = list(face.box)
     obj[PROP + "px_per_mm"] = face.scale
+    if face.keypoints_uv is not None:
+        store_rig_inputs(obj, face)
     if options.create_landmarks:
         sub = track(created, bpy.data.collections.new(LANDMARKS_COLLECTION))
         collection.children.link(sub)
@@ -180,6 +187,8 @@ def build_mesh(name: str, face: FaceResult, *, created: list | None = None) -> b
     mesh.loops.foreach_set("vertex_index", tris.ravel())
     mesh.polygons.add(len(tris))
     mesh.polygons.foreach_set("loop_start", np.arange(0, n_loops, tris.shape[1], dtype=np.int32))
+    if face.mouth_faces is not None and face.mouth_faces.any():  # material 1: the inside of the mouth
+        mesh.polygons.foreach_set("material_index", face.mouth_faces.astype(np.int32))
     uv_layer = mesh.uv_layers.new(name=UV_LAYER_NAME)
     uv_layer.uv.foreach_set("vector", np.ascontiguousarray(face.uv[tris.ravel()], dtype=np.float32).ravel())
     mesh.update(calc_edges=True)

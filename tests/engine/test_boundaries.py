@@ -42,6 +42,12 @@ def test_the_modules_the_addon_reads_are_stdlib_only(module):
     }  # fmt: skip
 
 
+def test_the_rig_the_addon_runs_in_blender_needs_numpy_only():
+    mods = _loaded_after("import engine.rig")
+    assert not {"torch", "cv2", "scipy", "bpy"} & mods
+    assert {m for m in mods if m.startswith("engine")} <= {"engine", "engine.rig"}
+
+
 def test_lazy_names_are_listed_by_dir():
     mods = _loaded_after("import engine; assert set(engine.__all__) <= set(dir(engine)), dir(engine)")
     assert "torch" not in mods

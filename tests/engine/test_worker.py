@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 NPZ_ARRAYS = {
     "vertices", "triangles", "uv", "frontal_vertices", "landmarks_3d", "landmark_visibility", "texture",
     "pose_rotation", "pose_translation", "pose_scale", "pose_yaw_pitch_roll", "image_size", "box", "head_pivot",
+    "layout_keypoints_uv", "layout_size", "mouth_faces",
 }  # fmt: skip
 assert set(P.NPZ_ARRAYS) <= NPZ_ARRAYS  # what the add-on reads is what this test checks the worker writes
 TEXTURE = 256  # px: the smallest texture the worker accepts keeps the test fast
