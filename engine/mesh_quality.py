@@ -68,9 +68,9 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     v = np.asarray(vertices, np.float64)
     t = np.asarray(triangles, np.int64)
     face = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])  # length = 2 × area
-    normals = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(normals, t[:, k], face)
+    corners = t.ravel()  # each triangle's normal goes to its three corners (bincount: no np.add.at)
+    per_corner = np.repeat(face, 3, axis=0)
+    normals = np.stack([np.bincount(corners, per_corner[:, k], minlength=len(v)) for k in range(3)], axis=1)
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
 

@@ -144,10 +144,12 @@ def _complete(colour: np.ndarray, weight: np.ndarray, mirror: np.ndarray) -> np.
 def _without_islands(weight: np.ndarray, size: int) -> np.ndarray:
     """``weight`` (T, T) opened (grey erosion, then dilation) by a disc of :data:`ISLAND_TEXELS_AT_1024`
     (scaled with ``size``): specks of photo smaller than the disc (a few vertices seen through a gap
-    of the z-buffer, hair past the border) are dropped, larger regions keep their weights."""
+    of the z-buffer, hair past the border) are dropped, larger regions keep their weights. Runs on
+    8-bit weights (a 1/255 step), which OpenCV's morphology handles several times faster."""
     radius = max(1, round(ISLAND_TEXELS_AT_1024 * size / 1024))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.morphologyEx(weight, cv2.MORPH_OPEN, disc)
+    levels = np.rint(weight * 255.0).astype(np.uint8)
+    return cv2.morphologyEx(levels, cv2.MORPH_OPEN, disc).astype(np.float32) * np.float32(1 / 255)
 
 
 def extract_texture(

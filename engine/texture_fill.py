@@ -53,17 +53,20 @@ def push_pull(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
         premultiplied, w = levels[-1]
         levels.append((_half(premultiplied), _half(w)))
     filled = None
-    for depth in range(len(levels) - 1, -1, -1):
+    for depth in range(len(levels) - 1, 0, -1):  # the coarse levels: small, so plain numpy
         premultiplied, w = levels[depth]
         own = premultiplied / np.maximum(w, 1e-12)[..., None]
-        trust = w if depth == 0 else np.minimum(w / KNOWN_AT_COARSE, 1.0)
+        trust = np.minimum(w / KNOWN_AT_COARSE, 1.0)[..., None]
         if filled is None:
             mean = premultiplied.reshape(-1, 3).sum(axis=0) / max(float(w.sum()), 1e-12)
             filled = np.broadcast_to(mean, own.shape).astype(np.float32)
         else:
             filled = _grow(filled, w.shape)
-        filled = trust[..., None] * own + (1.0 - trust[..., None]) * filled
-    return filled
+        filled = trust * own + (1.0 - trust) * filled
+    # the full-size level trusts its own weights: w · colour + (1 − w) · the level above
+    premultiplied, w = levels[0]
+    up = _grow(filled, w.shape) if filled is not None else np.zeros_like(premultiplied)
+    return premultiplied + up * (1.0 - w)[..., None]
 
 
 def _gaussian_pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
