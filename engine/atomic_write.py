@@ -4,21 +4,33 @@ Bytes go to a hidden temporary file in the target's own folder (same file system
 ``os.replace`` is an atomic rename), created with mode 0666 less the umask like any ordinary file.
 A group of files is staged completely before any is moved into place, so a failure while writing
 (disk full, no permission) leaves none of them; a failure while moving them (rare: a target is a
-folder) leaves only whole files. Temporary files never outlive a call. Errors become
+folder) leaves only whole files. Ctrl-C and SIGTERM are held back while a group is moved (they take
+effect as soon as it is complete), so an interrupted run never leaves a face's OBJ without its
+MTL or texture. Temporary files never outlive a call; those a killed process left behind
+(SIGKILL, power loss) are removed by the next :func:`check_writable` of their folder once they are
+:data:`STALE_TEMP_S` old. Errors become
 :class:`~engine.errors.OutputError` naming the path. No fsync: we guard against half-written files
 from errors, not against power loss.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import secrets
-from collections.abc import Mapping
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from .errors import OutputError
 
 TEMP_SUFFIX = ".tmp"
+TEMP_PATTERN = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")  # what _stage names its temporary files
+STALE_TEMP_S = 600.0  # a temporary file this old belongs to no running write (a face takes seconds)
+DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PROBE_NAME = ".write-probe"  # name (plus random suffix) of the empty file that tests a folder
 
 
@@ -30,7 +42,47 @@ def check_writable(folder: str | Path) -> Path:
         _stage(folder / PROBE_NAME, b"").unlink()
     except OSError as exc:
         raise OutputError(f"output folder {folder} is not writable: {exc}") from exc
+    remove_stale_temps(folder)
     return folder
+
+
+def remove_stale_temps(folder: Path, *, older_than_s: float = STALE_TEMP_S) -> list[Path]:
+    """Delete this module's temporary files in ``folder`` older than ``older_than_s``; returns them."""
+    removed, now = [], time.time()
+    for entry in folder.iterdir():
+        try:
+            if TEMP_PATTERN.match(entry.name) and entry.is_file() and now - entry.stat().st_mtime > older_than_s:
+                entry.unlink()
+                removed.append(entry)
+        except OSError:
+            continue  # gone already, or not ours to remove
+    return removed
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back until the block ends (main thread only; elsewhere a no-op): a
+    signal that arrives meanwhile is recorded and its handler runs when the block is done. (Blocking
+    the signal in the thread is not enough: the process's other threads, torch's among them, would
+    take it.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[tuple[int, object]] = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: arrived.append((signum, frame))) for sig in DEFERRED_SIGNALS
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum, frame in arrived[:1]:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 def write_files_atomically(payloads: Mapping[Path, bytes]) -> list[Path]:
@@ -42,11 +94,12 @@ def write_files_atomically(payloads: Mapping[Path, bytes]) -> list[Path]:
                 staged.append((_stage(Path(path), data), Path(path)))
             except OSError as exc:
                 raise OutputError(f"cannot write {path}: {exc}") from exc
-        for tmp, path in staged:
-            try:
-                os.replace(tmp, path)
-            except OSError as exc:
-                raise OutputError(f"cannot write {path}: {exc}") from exc
+        with signals_deferred():  # a group is moved whole, or not at all
+            for tmp, path in staged:
+                try:
+                    os.replace(tmp, path)
+                except OSError as exc:
+                    raise OutputError(f"cannot write {path}: {exc}") from exc
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)  # only leftovers of a failed call still exist

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 
 from .device import DEFAULT_DEVICE, DEVICES
-from .errors import EngineError, InvalidOptionError
+from .errors import EngineError, ImageWarning, InvalidOptionError
 from .options import (
     DEFAULT_MOUTH,
     DEFAULT_QUAD_CELLS,
@@ -32,6 +35,7 @@ from .options import (
 )
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
 def _progress(i: int, n: int, text: str) -> None:
@@ -77,11 +81,17 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     failures = 0
+    used_stems: set[str] = set()
     formats = ("obj", "landmarks", "pose") + tuple(args.extra_formats or ())
     for i, photo in enumerate(args.photos, start=1):
         t0 = time.perf_counter()
         try:
-            rgb = load_image(photo)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ImageWarning)
+                rgb = load_image(photo)
+            for w in caught:
+                sys.stderr.write("\n" if i > 1 else "")
+                print(f"warning: {w.message}", file=sys.stderr)
             faces = rec(
                 rgb,
                 boxes=boxes.get(Path(photo).name),
@@ -90,7 +100,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                 texture_mode=args.texture_mode,
                 mouth=args.mouth,
             )
-            stem = Path(photo).stem
+            stem = _unique_stem(Path(photo).stem, used_stems)
+            if stem != Path(photo).stem:
+                sys.stderr.write("\n" if i > 1 else "")
+                print(f"{photo}: files written as {stem!r} (a safe, distinct name)", file=sys.stderr)
             for k, face in enumerate(faces, start=1):
                 mesh = face_mesh(face, rec.layout, args.topology, args.quad_cells, rgb)
                 export_face(
@@ -116,6 +129,19 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             sys.stderr.write("\n" if i < len(args.photos) else "")
             print(f"{photo}: no face found (nothing written)", file=sys.stderr)
     return EXIT_BAD_INPUT if failures else EXIT_OK
+
+
+def _unique_stem(name: str, used: set[str]) -> str:
+    """The file stem for a photo named ``name``: safe (engine.export.file_stem) and not one an earlier
+    photo of this run took (photos of one name in two folders would overwrite each other)."""
+    from .export import file_stem
+
+    stem, k = file_stem(name), 1
+    while (stem if k == 1 else f"{stem}_{k}") in used:
+        k += 1
+    chosen = stem if k == 1 else f"{stem}_{k}"
+    used.add(chosen)
+    return chosen
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -256,4 +282,18 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidOptionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return int(args.func(args))
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: files are written whole (engine.atomic_write), so just stop
+        print("\ninterrupted: the files written so far are complete", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM ends the run as Ctrl-C does."""
+    raise KeyboardInterrupt

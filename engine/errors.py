@@ -42,3 +42,8 @@ class CheckpointError(EngineError, ValueError):
 class InvalidOptionError(EngineError, ValueError):
     """An option has a value outside its documented range or type (texture size, device, boxes, …);
     the message names the option and the value it got."""
+
+
+class ImageWarning(UserWarning):
+    """A photo that decodes but looks damaged (e.g. a JPEG cut short whose end marker was restored):
+    it is processed, and interfaces report the warning."""

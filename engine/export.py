@@ -144,6 +144,14 @@ def export_face(
     return write_files_atomically(payloads)
 
 
+def file_stem(name: str) -> str:
+    """``name`` made safe as a file stem that OBJ/MTL references and every file system take: letters
+    of any script, digits, ``.``, ``-`` and ``_`` are kept; anything else (spaces, control characters
+    such as a newline, path and shell characters) becomes ``_``; empty → ``face``."""
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name).strip(".")
+    return safe or "face"
+
+
 def _as_mesh(recon: FaceReconstruction | FaceMesh) -> FaceMesh:
     return recon if isinstance(recon, FaceMesh) else triangle_mesh(recon)
 
@@ -180,7 +188,7 @@ def _obj_bytes(mesh: FaceMesh, mtl_name: str, material: str) -> bytes:
     vt = (f"vt {UV_FORMAT} {UV_FORMAT}\n" * n) % tuple(np.asarray(mesh.uv, np.float64).ravel())
     line = "f" + " %d/%d" * faces.shape[1] + "\n"
     f = (line * len(faces)) % tuple(np.repeat(faces, 2, axis=1).ravel())
-    return (head + v + vt + f"usemtl {material}\ns off\n" + f).encode("ascii")
+    return (head + v + vt + f"usemtl {material}\ns off\n" + f).encode("utf-8")
 
 
 def _mtl_bytes(texture_file_name: str, material: str) -> bytes:

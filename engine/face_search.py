@@ -29,6 +29,7 @@ import numpy as np
 
 from .crop import CropTransform, scaled_roi
 from .detect import NMS_OVERLAP, FaceDetector, keep_distinct, overlap_of_smaller, roi_from_detection
+from .errors import InvalidOptionError
 from .passes import NetworkPasses
 from .turns import QUARTER_TURNS, TurnedCrop, box_from_turned, turn_image
 from .types import BoundingBox
@@ -38,6 +39,7 @@ MIN_ROI_PX = 16  # a roi smaller than this (photo px) holds too little face to r
 RESTART_DISAGREEMENT = 3.0  # % mirror disagreement above which a settled crop is doubtful (real faces: p90 2.6)
 RESTART_RATIO = 2.0  # a restart under the no-face bar wins when the first crop disagrees this many times more
 RESTART_SCALES = (1.5, 2.2)  # restart squares, × the detector's roi side, same centre
+MAX_BOX_TO_PHOTO = 2.0  # a given box may reach past the photo (a face cut by its edge), not be twice its size
 FALLBACK_MAX_BOXES = 8  # fallback boxes (relaxed cascades, close-ups) checked per photo, largest first
 
 
@@ -54,6 +56,21 @@ def restart_wins(new: float, first: float) -> bool:
     engine.verify's no-face bar (:data:`MAX_FLIP_DISAGREEMENT`) and the first crop was far off
     (:data:`RESTART_RATIO` times its disagreement)."""
     return new < RESTART_DISAGREEMENT or (new < MAX_FLIP_DISAGREEMENT and RESTART_RATIO * new < first)
+
+
+def check_boxes(boxes: list[BoundingBox], height: int, width: int) -> None:
+    """InvalidOptionError naming the first of ``boxes`` (photo px) that lies off a ``width`` × ``height``
+    photo or is more than :data:`MAX_BOX_TO_PHOTO` × the photo's larger side."""
+    for box in boxes:
+        corners = [box.left, box.top, box.right, box.bottom]
+        overlap_x = min(box.right, width) - max(box.left, 0.0)
+        overlap_y = min(box.bottom, height) - max(box.top, 0.0)
+        if overlap_x <= 0 or overlap_y <= 0:
+            raise InvalidOptionError(f"box {corners} lies outside the {width}×{height} photo")
+        if max(box.right - box.left, box.bottom - box.top) > MAX_BOX_TO_PHOTO * max(width, height):
+            raise InvalidOptionError(
+                f"box {corners} is more than {MAX_BOX_TO_PHOTO:g}× the {width}×{height} photo: no face of it fits"
+            )
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -109,7 +126,11 @@ class FaceSearch:
 
     def find(self, rgb: np.ndarray, *, boxes: list[BoundingBox] | None = None, all_faces: bool = True) -> FoundFaces:
         """The faces of an RGB photo (steps 1–6 of the module's text). ``boxes`` (face boxes, photo px)
-        replace detection, and no fallback or turn is tried; ``all_faces=False`` keeps the largest."""
+        replace detection, and no fallback or turn is tried; ``all_faces=False`` keeps the largest.
+        A given box must overlap the photo and be at most :data:`MAX_BOX_TO_PHOTO` × its larger side,
+        else InvalidOptionError (it cannot hold a face of this photo)."""
+        if boxes is not None:
+            check_boxes(boxes, rgb.shape[0], rgb.shape[1])
         found = self._upright(rgb, boxes=boxes, all_faces=all_faces)
         if boxes is not None or not self.turn_search:
             return found

@@ -2,9 +2,10 @@
 
 :mod:`engine.image_io` uses this to refuse huge images without allocating them, to notice JPEGs cut
 short (OpenCV decodes those silently, grey below the cut), and to apply the EXIF orientation on every
-decode path (OpenCV ignores it when asked for the raw channels/depth). Only PNG (IHDR, eXIf chunks;
+decode path (OpenCV ignores it when asked for the raw channels/depth). PNG (IHDR, eXIf chunks;
 PNG 1.2 + the 2017 eXIf extension) and JPEG (SOFn, APP1 Exif, EOI markers; ITU T.81 Annex B) are
-parsed; anything else yields an :class:`ImageHeader` with unknown size and orientation 1.
+parsed in full; WebP, TIFF and BMP for their size only; anything else yields an
+:class:`ImageHeader` with unknown size and orientation 1.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ _NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 class ImageHeader:
     """What the header of an encoded image says; ``width``/``height`` are 0 when unknown."""
 
-    format: str  # "png" | "jpeg" | "other"
+    format: str  # "png" | "jpeg" | "webp" | "tiff" | "bmp" | "other"
     width: int  # px, as stored (before orientation)
     height: int  # px, as stored
     orientation: int  # EXIF orientation 1..8 (1 = upright; values outside 1..8 read as 1)
@@ -42,7 +43,58 @@ def read_header(data: bytes) -> ImageHeader:
         return _png_header(data)
     if data.startswith(JPEG_SOI + b"\xff"):
         return _jpeg_header(data)
-    return ImageHeader("other", 0, 0, 1, True)
+    size = _other_size(data)
+    if size is None:
+        return ImageHeader("other", 0, 0, 1, True)
+    return ImageHeader(size[0], size[1], size[2], 1, True)
+
+
+def _other_size(data: bytes) -> tuple[str, int, int] | None:
+    """(format, width, height) of a WebP, TIFF or BMP from its header, so its size is checked before
+    a full decode (a 10 KB WebP may claim 16383²); None when the header is not one of them or unclear."""
+    try:
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return _webp_size(data)
+        if data[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_size(data)
+        if data[:2] == b"BM" and len(data) >= 26:
+            width, height = struct.unpack("<ii", data[18:26])
+            return "bmp", abs(width), abs(height)  # a negative height stores the rows top-down
+    except (struct.error, IndexError):
+        return None
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[str, int, int] | None:
+    """WebP container (RFC 9649): a VP8X canvas, a lossless VP8L or a lossy VP8 frame header."""
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        width = 1 + int.from_bytes(data[24:27], "little")
+        height = 1 + int.from_bytes(data[27:30], "little")
+        return "webp", width, height
+    if chunk == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return "webp", 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", data[26:30])
+        return "webp", width & 0x3FFF, height & 0x3FFF
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[str, int, int] | None:
+    """The first image of a TIFF (TIFF 6.0 §2): ImageWidth (256) and ImageLength (257) of IFD 0."""
+    order = "<" if data[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(order + "I", data[4:8])
+    (count,) = struct.unpack(order + "H", data[ifd : ifd + 2])
+    size = {}
+    for k in range(count):
+        entry = data[ifd + 2 + 12 * k : ifd + 14 + 12 * k]
+        tag, kind = struct.unpack(order + "HH", entry[:4])
+        if tag in (256, 257):
+            size[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), entry[8 : 10 if kind == 3 else 12])[0]
+    if 256 in size and 257 in size:
+        return "tiff", size[256], size[257]
+    return None
 
 
 def _png_header(data: bytes) -> ImageHeader:

@@ -11,15 +11,18 @@ Every failure is an :class:`~engine.errors.InvalidImageError` naming the file an
 
 from __future__ import annotations
 
+import warnings
 from importlib import resources
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .errors import InvalidImageError
+from .errors import ImageWarning, InvalidImageError
 from .image_header import read_header
 
+JPEG_FILL_LEVEL = 128  # what libjpeg decodes the missing part of a damaged stream as (every channel)
+GREY_FILL_MIN_ROWS = 8  # one MCU row: fewer flat grey rows at the bottom can be a real photo's
 MAX_PIXELS = 100_000_000  # 100 MP: above any camera photo we expect; a decoded RGB copy is 300 MB
 MAX_FILE_BYTES = 1 << 30  # 1 GiB: no usable photo file is larger; the bytes are read into memory
 ALPHA_BACKGROUND = 255  # alpha is composited over white (the usual background of cut-outs)
@@ -66,6 +69,8 @@ def load_image(source: str | Path | np.ndarray, *, max_pixels: int = MAX_PIXELS)
     if decoded is None or decoded.size == 0:
         raise InvalidImageError(f"{path}: not an image OpenCV can decode ({len(data)} bytes)")
     _check_size(decoded.shape[1], decoded.shape[0], max_pixels, str(path))
+    if header.format == "jpeg":
+        _warn_if_grey_filled(decoded, str(path))
     if decoded.ndim == 3 and decoded.shape[2] in (3, 4):
         decoded = decoded[..., [2, 1, 0, 3][: decoded.shape[2]]]  # OpenCV's BGR(A) → RGB(A)
     return apply_orientation(_to_rgb8(decoded, str(path)), header.orientation)
@@ -101,6 +106,21 @@ def _read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise InvalidImageError(f"{path}: cannot be read ({exc})") from exc
+
+
+def _warn_if_grey_filled(decoded: np.ndarray, name: str) -> None:
+    """Warn (:class:`ImageWarning`) when a decoded JPEG ends in rows of pure mid-grey: libjpeg fills
+    what a damaged stream lacks with level :data:`JPEG_FILL_LEVEL`, so a file cut short whose end
+    marker was put back decodes as a photo with a grey band at its bottom."""
+    rows = decoded.reshape(decoded.shape[0], -1)
+    filled = np.all(rows == JPEG_FILL_LEVEL, axis=1)[::-1]
+    n = int(np.argmin(filled)) if not filled.all() else len(filled)
+    if n >= GREY_FILL_MIN_ROWS:
+        warnings.warn(
+            f"{name}: the last {n} rows are flat grey: the JPEG looks cut short (processed as it is)",
+            ImageWarning,
+            stacklevel=3,
+        )
 
 
 def _check_size(width: int, height: int, max_pixels: int, name: str) -> None:

@@ -21,12 +21,20 @@ import queue
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import protocol as P
 from .device import DEFAULT_DEVICE
-from .errors import BundleFormatError, InvalidImageError, InvalidOptionError, NoWeightsError, WeightsMismatchError
+from .errors import (
+    BundleFormatError,
+    ImageWarning,
+    InvalidImageError,
+    InvalidOptionError,
+    NoWeightsError,
+    WeightsMismatchError,
+)
 
 log = logging.getLogger("engine.worker")
 
@@ -139,7 +147,9 @@ class Worker:
         rec = self.reconstructor(rid, options)
         self.progress(rid, 0.2, "reconstructing")
         try:
-            rgb = load_image(photo)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ImageWarning)
+                rgb = load_image(photo)
             faces = rec(
                 rgb,
                 boxes=options["boxes"],
@@ -148,7 +158,7 @@ class Worker:
                 texture_mode=options["texture_mode"],
                 mouth=options["mouth"],
             )
-        except InvalidImageError as exc:
+        except (InvalidImageError, InvalidOptionError) as exc:  # an unreadable photo, a box off the photo
             raise RequestError(P.BAD_INPUT, _one_line(str(exc))) from exc
         if not faces:
             raise RequestError(P.NO_FACE, f"no face found in {Path(photo).name}")
@@ -177,7 +187,7 @@ class Worker:
         timings = {stage: round(float(ms), 2) for stage, ms in rec.last_times.as_dict().items()}
         return {
             "id": rid, "ok": True, "faces": out, "bundle_id": bundle_id, "landmark_names": list(LANDMARK_NAMES),
-            "timings_ms": timings,
+            "timings_ms": timings, "warnings": [_one_line(str(w.message)) for w in caught],
         }  # fmt: skip
 
 

@@ -97,7 +97,7 @@ class _PhotoQueueOperator:
             replace=not o["keep_previous"],
         )
         self._rig = {name: o[name] for name in RIG_OPTION_NAMES} if o["build_rig"] else None
-        self._queue, self._built, self._failed = list(self.photos(context)), [], []
+        self._queue, self._built, self._failed, self._warnings = list(self.photos(context)), [], [], []
         if not self._queue:
             return False
         try:
@@ -128,6 +128,7 @@ class _PhotoQueueOperator:
             if self._built and not built.replaced:  # a batch: beside the last photo, not on top of it
                 scene_build.place_beside(built, self._built[-1])
             self._built.append(built)
+            self._warnings += [f"{Path(self._photo).name}: {w}" for w in reply.get("warnings", [])]
             if self._rig is not None:
                 for head in built.faces:
                     rig_operators.rig_head(context, head, **self._rig)
@@ -147,7 +148,8 @@ class _PhotoQueueOperator:
             n_vertices = len(built.faces[0].data.vertices)
             line = f"{built.collection.name}: {n_faces} face(s), {n_vertices} vertices, {took:.1f} s"
             replaced = " (replaced the photo's previous result; Ctrl+Z brings it back)" if built.replaced else ""
-            self.report({"INFO"}, line + replaced + _camera_note(built))
+            warned = f"; warning: {self._warnings[0]}" if self._warnings else ""
+            self.report({"WARNING"} if warned else {"INFO"}, line + replaced + _camera_note(built) + warned)
             return {"FINISHED"}
         summary = f"{len(self._built)} photo(s) reconstructed ({n_faces} faces) in {took:.1f} s"
         summary += _camera_note(self._built[-1]) if self._built else ""

@@ -213,3 +213,21 @@ def test_mouth_modes_and_the_head_pivot(rec):
     pivot = closed.head_pivot
     assert abs(pivot[0]) < 2.0 and lm[30, 1] < pivot[1] < lm[8, 1]
     assert pivot[2] < lm[30, 2] - 100.0  # over 10 cm behind the nose tip
+
+
+@pytest.mark.parametrize(
+    ("box", "text"),
+    [
+        ((700.0, 500.0, 800.0, 600.0), "outside"),  # right of and below the 640×480 photo
+        ((-300.0, 10.0, -10.0, 200.0), "outside"),
+        ((0.0, 0.0, 20000.0, 20000.0), "more than"),
+    ],
+)
+def test_a_given_box_off_the_photo_is_refused_not_turned_into_a_face(rec, box, text):
+    with pytest.raises(InvalidOptionError, match=text):
+        rec(gradient_photo(), boxes=[BoundingBox(*box)], texture_size=256)
+
+
+def test_a_given_box_cut_by_the_photos_edge_still_reconstructs(rec):
+    (face,) = rec(gradient_photo(), boxes=[BoundingBox(-40, 140, 160, 340)], texture_size=256)
+    assert face.vertices.shape[0] == rec.layout.n_vertices

@@ -156,3 +156,85 @@ def test_asset_options_shape_the_written_files(mean_face_bundle, photos, tmp_pat
     assert main([*args, "--quad-cells", "4"]) == 2
     with pytest.raises(SystemExit):
         main([*args, "--mouth", "auto"])
+
+
+def test_odd_photo_names_give_safe_utf8_files_and_duplicates_get_distinct_stems(mean_face_bundle, tmp_path, capsys):  # noqa: E501
+    """José ñ.png (a space, non-ASCII letters), a name with a newline, and two photos called a.png in
+    two folders: every face's OBJ, MTL and texture are written, readable and referring to each other."""
+    names = [tmp_path / "José ñ.png", tmp_path / "line\nbreak.png", tmp_path / "one" / "a.png"]
+    names.append(tmp_path / "two" / "a.png")
+    boxes = {}
+    for path in names:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(cv2.imencode(".png", gradient_photo())[1].tobytes())  # imwrite cannot take every name
+        boxes[path.name] = [[220, 140, 420, 340]]
+    box_file = tmp_path / "boxes.json"
+    box_file.write_text(json.dumps(boxes))
+    out = tmp_path / "out"
+    args = [
+        "reconstruct",
+        *map(str, names),
+        "-o",
+        str(out),
+        "--bundle",
+        str(mean_face_bundle),
+        "--boxes",
+        str(box_file),
+    ]
+    assert main([*args, "--texture-size", "256"]) == 0
+    stems = {p.stem for p in out.glob("*.obj")}
+    assert stems == {"José_ñ", "line_break", "a", "a_2"}
+    for stem in stems:
+        obj = (out / f"{stem}.obj").read_text(encoding="utf-8")
+        assert f"mtllib {stem}.mtl" in obj
+        assert f"map_Kd {stem}_texture.png" in (out / f"{stem}.mtl").read_text(encoding="utf-8")
+        assert (out / f"{stem}_texture.png").is_file()
+    assert "written as 'a_2'" in capsys.readouterr().err
+
+
+def test_a_box_off_the_photo_fails_that_photo_only(mean_face_bundle, photos, tmp_path, capsys):
+    a, _, _ = photos
+    b = tmp_path / "b.png"
+    cv2.imwrite(str(b), gradient_photo())
+    boxes = tmp_path / "bad_boxes.json"
+    boxes.write_text(json.dumps({"a.png": [[700, 500, 800, 600]], "b.png": [[220, 140, 420, 340]]}))
+    out = tmp_path / "out"
+    code = main(
+        ["reconstruct", str(a), str(b), "-o", str(out), "--bundle", str(mean_face_bundle), "--boxes", str(boxes)]
+        + ["--texture-size", "256"]
+    )
+    assert code == 1 and "outside the 640×480 photo" in capsys.readouterr().err
+    assert sorted(p.name for p in out.glob("*.obj")) == ["b.obj"]
+
+
+def test_sigterm_mid_batch_stops_cleanly_with_every_face_whole(mean_face_bundle, tmp_path):
+    """A batch stopped by SIGTERM after its first face: exit 130, no traceback, and every face written
+    has all of its files (they are moved into place as a group)."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    photos = []
+    for k in range(12):
+        photos.append(tmp_path / f"p{k:02d}.png")
+        cv2.imwrite(str(photos[-1]), gradient_photo())
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({p.name: [[220, 140, 420, 340]] for p in photos}))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "engine", "reconstruct", *map(str, photos), "-o", str(out)]
+    cmd += ["--bundle", str(mean_face_bundle), "--boxes", str(boxes), "--texture-size", "256"]
+    proc = subprocess.Popen(cmd, cwd=repo, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*.obj")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err and "interrupted" in err
+    objs = sorted(out.glob("*.obj"))
+    assert 1 <= len(objs) < len(photos)
+    for obj in objs:
+        for suffix in (".mtl", "_texture.png", ".landmarks.json", ".pose.json"):
+            assert (out / f"{obj.stem}{suffix}").is_file(), (obj.stem, suffix)
+    assert not list(out.glob(".*.tmp"))

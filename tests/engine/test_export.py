@@ -222,3 +222,45 @@ def test_bad_arguments(tmp_path: Path) -> None:
 def test_npz_alone(tmp_path: Path) -> None:
     with np.load(write_npz(tmp_path / "r.npz", _recon())) as z:
         assert {"vertices", "position_map", "uv", "pose_rotation", "image_size"} <= set(z.files)
+
+
+def test_ctrl_c_while_a_group_is_moved_takes_effect_after_the_whole_group(tmp_path, monkeypatch):
+    """The signal arrives after the first file is in place: the other files still land, then it stops."""
+    import os
+    import signal
+
+    from engine import atomic_write
+
+    real_replace = os.replace
+    calls = []
+
+    def replace_then_interrupt(src, dst):
+        real_replace(src, dst)
+        calls.append(dst)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(atomic_write.os, "replace", replace_then_interrupt)
+    payloads = {tmp_path / f"f{k}.txt": f"file {k}".encode() for k in range(4)}
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write.write_files_atomically(payloads)
+    assert all(p.read_bytes() == data for p, data in payloads.items())
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_stale_temporary_files_are_removed_by_the_next_run(tmp_path):
+    import os
+    import time
+
+    from engine.atomic_write import STALE_TEMP_S, check_writable
+
+    stale = tmp_path / ".a.obj.0123456789ab.tmp"
+    fresh = tmp_path / ".b.obj.ba9876543210.tmp"
+    other = tmp_path / ".hidden-notes.tmp"  # not a name the engine writes: left alone
+    for p in (stale, fresh, other):
+        p.write_bytes(b"x")
+    old = time.time() - 2 * STALE_TEMP_S
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    check_writable(tmp_path)
+    assert not stale.exists() and fresh.exists() and other.exists()

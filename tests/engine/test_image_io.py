@@ -230,3 +230,49 @@ def test_exif_orientation_parser() -> None:
     assert exif_orientation(b"II*\x00\xff\xff\x00\x00") == 1  # IFD offset past the end
     assert exif_orientation(b"garbage") == 1
     assert exif_orientation(_exif_app1(9)[10:]) == 1  # out of range
+
+
+@pytest.mark.parametrize("ext", [".webp", ".tiff", ".bmp"])
+def test_webp_tiff_and_bmp_sizes_are_read_from_the_header(ext: str) -> None:
+    image = np.zeros((37, 53, 3), np.uint8)
+    ok, data = cv2.imencode(ext, image)
+    assert ok
+    header = read_header(data.tobytes())
+    assert (header.format, header.width, header.height) == (ext[1:], 53, 37)
+
+
+def _claimed_size_files(tmp_path: Path) -> dict[str, Path]:
+    """Tiny files whose headers claim huge images (nothing after the header)."""
+    side = 16383
+    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x00" * 4 + (side - 1).to_bytes(3, "little") * 2
+    webp = b"RIFF" + struct.pack("<I", 4 + len(vp8x)) + b"WEBP" + vp8x
+    entries = [(256, 4, 1, 30000), (257, 4, 1, 30000)]
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(entries))
+    tiff += b"".join(struct.pack("<HHII", *e) for e in entries) + b"\x00" * 4
+    bmp = b"BM" + b"\x00" * 16 + struct.pack("<ii", 20000, -20000) + b"\x00" * 28
+    files = {}
+    for name, data in (("huge.webp", webp), ("huge.tiff", tiff), ("huge.bmp", bmp)):
+        files[name] = tmp_path / name
+        files[name].write_bytes(data)
+    return files
+
+
+def test_huge_webp_tiff_and_bmp_are_refused_before_decoding(tmp_path: Path) -> None:
+    for path in _claimed_size_files(tmp_path).values():
+        with pytest.raises(InvalidImageError, match="exceeds the limit"):
+            load_image(path)
+
+
+def test_a_jpeg_cut_short_with_its_end_marker_restored_is_reported(tmp_path: Path) -> None:
+    import warnings
+
+    from engine.errors import ImageWarning
+
+    data = sample_photo_path().read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: len(data) // 2] + b"\xff\xd9")
+    with pytest.warns(ImageWarning, match="cut short"):
+        load_image(cut)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImageWarning)
+        load_image(sample_photo_path())  # a whole JPEG: no warning

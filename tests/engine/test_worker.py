@@ -114,6 +114,11 @@ def test_the_model_stays_warm_and_reloads_for_another_bundle(served, mean_face_b
         ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"texture": 512}}, "bad_input", "unknown options"),
         ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"device": "tpu"}}, "bad_input", "device"),
         ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"mouth": "auto"}}, "bad_input", "mouth"),
+        (
+            {"cmd": "reconstruct", "photo": str(sample_photo_path()), "options": {"boxes": [[0, 0, 1e5, 1e5]]}},
+            "bad_input",
+            "more than",
+        ),
         ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"texture_mode": "x"}}, "bad_input", "texture mode"),
         ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"topology": "ngons"}}, "bad_input", "topology"),
         ({"cmd": "reconstruct", "photo": "x.jpg", "options": {"quad_cells": 4}}, "bad_input", "quad cells"),
@@ -191,3 +196,13 @@ def test_an_exif_rotated_photo_gets_an_upright_background(served, tmp_path):
     assert upright.shape[:2] == tuple(face["image_size"]) == (512, 400)
     _reconstruct(worker, "plain", sample_photo_path(), texture_size=TEXTURE, boxes=[[150, 40, 310, 200]])
     assert messages()[-1]["faces"][0]["background"] == str(sample_photo_path())
+
+
+def test_a_damaged_jpeg_is_reconstructed_with_a_warning_in_the_reply(served, tmp_path):
+    worker, messages = served
+    data = sample_photo_path().read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: len(data) * 3 // 4] + b"\xff\xd9")
+    _reconstruct(worker, 7, cut, texture_size=TEXTURE)
+    reply = messages()[-1]
+    assert reply["ok"] is True and len(reply["warnings"]) == 1 and "cut short" in reply["warnings"][0]
