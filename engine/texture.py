@@ -44,6 +44,7 @@ PAD_TEXELS_AT_1024 = 8  # photo mode's edge padding at 1024²: covers 3 mip leve
 SEEN_FRACTION = 0.5  # a texel is "seen" (in ``mask``) when its photo weight is at least one half
 GRAZING_COS_HIDDEN = 0.26  # cos of the view angle (75°) at and below which the photo is not trusted
 GRAZING_COS_SEEN = 0.5  # cos of the view angle (60°) from which the photo is fully trusted
+FEATHER_TEXELS_AT_1024 = 12  # the photo fades out over this many texels (≈ 3 vertex spacings) toward what it hides
 ISLAND_TEXELS_AT_1024 = 6  # photo regions narrower than 2× this (≈ 3 vertex spacings at 1024²) are dropped
 OFF_PHOTO = -16.0  # image px: where texels of no photo weight (and broken vertices) read; never shown
 PLAN_CACHE_SIZE = 2  # (layout, size) plans kept: ≈ 40 MB and ≈ 0.5 s to build at 1024², 16× that at 4096²
@@ -152,6 +153,16 @@ def _without_islands(weight: np.ndarray, size: int) -> np.ndarray:
     return cv2.morphologyEx(levels, cv2.MORPH_OPEN, disc).astype(np.float32) * np.float32(1 / 255)
 
 
+def _feathered(weight: np.ndarray, size: int) -> np.ndarray:
+    """``weight`` (T, T) faded to 0 over :data:`FEATHER_TEXELS_AT_1024` (scaled with ``size``) toward
+    the texels the photo does not show (weight < :data:`SEEN_FRACTION`): the photo gives way to the
+    mirror side gradually, not at the occlusion line (where it also reads pixels just past an edge)."""
+    width = max(1.0, FEATHER_TEXELS_AT_1024 * size / 1024)
+    seen = (weight >= SEEN_FRACTION).astype(np.uint8)
+    distance = cv2.distanceTransform(seen, cv2.DIST_L2, 5)  # texels to the nearest unseen texel
+    return weight * np.minimum(distance / np.float32(width), 1.0)
+
+
 def extract_texture(
     image: np.ndarray,
     position_map: np.ndarray,
@@ -218,5 +229,5 @@ def extract_texture(
         texture[~mask] = 0
         _edge_pad(texture, mask, pad_px)
         return texture, mask
-    complete = _complete(texture.astype(np.float32), weight, plan.mirror)
+    complete = _complete(texture.astype(np.float32), _feathered(weight, size), plan.mirror)
     return np.clip(np.rint(complete), 0, 255).astype(np.uint8), mask

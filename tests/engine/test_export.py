@@ -242,8 +242,13 @@ def test_ctrl_c_while_a_group_is_moved_takes_effect_after_the_whole_group(tmp_pa
 
     monkeypatch.setattr(atomic_write.os, "replace", replace_then_interrupt)
     payloads = {tmp_path / f"f{k}.txt": f"file {k}".encode() for k in range(4)}
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write.write_files_atomically(payloads)
+    # Ctrl-C's own handler (a shell ignores SIGINT in jobs it starts in the background, CI's among them)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            atomic_write.write_files_atomically(payloads)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert all(p.read_bytes() == data for p, data in payloads.items())
     assert not list(tmp_path.glob(".*.tmp"))
 
