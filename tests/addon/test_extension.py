@@ -69,6 +69,7 @@ def test_the_manifest_names_the_shipped_models_licence_beside_the_codes(extensio
     manifest = zipfile.ZipFile(extension_zip).read("blender_manifest.toml").decode()
     assert 'license = ["SPDX:GPL-3.0-or-later", "LicenseRef-model-weights"]' in manifest
     assert "model weights: test only" in manifest  # the mean-face bundle's stated licence
+    assert 'network = "Install Engine downloads' in manifest  # the one thing that goes online, and why
 
 
 def test_a_build_without_weights_carries_only_the_codes_licence(tmp_path):
