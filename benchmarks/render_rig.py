@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     import bpy
     import cv2
     import numpy as np
-    from render_preview import _blend, _render
+    from render_preview import _blend, _render, world_vertices
 
     from prnet_blender import client, rig_build, scene_build
     from prnet_blender.result import FaceResult
@@ -59,10 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     head, cam, scene = built.faces[0], built.camera, bpy.context.scene
     rig = rig_build.build_rig(bpy.context, head, eyeballs=False).armature
     bpy.context.view_layer.update()
-    co = np.empty(3 * len(head.data.vertices), np.float32)
-    head.data.vertices.foreach_get("co", co)
-    m = np.array(head.matrix_world)
-    world = co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3]
+    world = world_vertices(head)
     centre = (world.min(0) + world.max(0)) / 2
     a = math.radians(VIEW_YAW_DEG)
     cam.location = (centre[0] + math.sin(a), centre[1] - math.cos(a), centre[2])

@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     import bpy
     import cv2
     import numpy as np
+    from render_preview import world_vertices
 
     from prnet_blender import client, scene_build
     from prnet_blender.result import FaceResult
@@ -82,10 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         matched = {ct: _render(scene, Path(tmp) / f"cam_{ct}.png", ct) for ct in ("TEXTURE", "SINGLE")}
-        co = np.empty(3 * len(obj.data.vertices), np.float32)
-        obj.data.vertices.foreach_get("co", co)
-        m = np.array(obj.matrix_world)
-        world = co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3]
+        world = world_vertices(obj)
         centre = (world.min(0) + world.max(0)) / 2
         extent = float(np.ptp(world, axis=0).max())
         cam.data.ortho_scale = extent * HEAD_MARGIN

@@ -21,12 +21,12 @@ from .errors import InvalidOptionError
 from .face_search import FaceSearch
 from .image_io import load_image
 from .mesh import mesh_uv
-from .mouth import check_mouth_mode
 from .options import (
     DEFAULT_MOUTH,
     DEFAULT_TEXTURE_MODE,
     DEFAULT_TEXTURE_SIZE,
     ReconstructOptions,
+    check_mouth_mode,
     check_texture_mode,
     check_texture_size,
 )

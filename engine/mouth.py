@@ -27,14 +27,10 @@ from scipy import ndimage
 from .layout import UVLayout
 from .mesh import vertex_uv_px
 from .mesh_quality import boundary_loops
-from .options import DEFAULT_MOUTH, MOUTH_MODES, check_choice
+from .options import DEFAULT_MOUTH, check_mouth_mode
+from .rig import uv_to_layout_px
 
 INNER_LIPS = np.arange(60, 68)  # 0-based landmarks 61–68: around the inner lip contour, in order
-
-
-def check_mouth_mode(mode: object) -> str:
-    """``mode`` when it is one of :data:`engine.options.MOUTH_MODES`."""
-    return check_choice(mode, MOUTH_MODES, "mouth")
 
 
 def _signed_area(points: np.ndarray) -> float:
@@ -172,8 +168,6 @@ def mouth_faces(uv: np.ndarray, faces: np.ndarray, layout: UVLayout) -> np.ndarr
     """(F,) bool: the polygons of a mesh that fill the lip slit (their UV centroid lies inside the slit's
     boundary loop): with the mouth closed, the strip between the lips, which a face rig stretches into
     the open mouth. ``uv`` (V, 2) OBJ texture coordinates (v up), ``faces`` (F, 3|4) indices."""
-    last = layout.size - 1
-    uv = np.asarray(uv, np.float64)
-    px = np.stack([uv[:, 0] * last, (1.0 - uv[:, 1]) * last], axis=1)
+    px = uv_to_layout_px(uv, layout.size)
     loop = vertex_uv_px(layout)[slit_loop(layout)]
     return inside_polygon(px[np.asarray(faces)].mean(axis=1), loop)

@@ -54,6 +54,7 @@ __all__ = [
     "InvalidOptionError",
     "ReconstructOptions",
     "check_choice",
+    "check_mouth_mode",
     "check_quad_cells",
     "check_texture_mode",
     "check_texture_size",
@@ -80,6 +81,11 @@ def check_choice(value: Any, choices: Sequence[str], what: str) -> str:
 def check_texture_mode(mode: Any) -> str:
     """``mode`` when it is one of :data:`TEXTURE_MODES`."""
     return check_choice(mode, TEXTURE_MODES, "texture mode")
+
+
+def check_mouth_mode(mode: Any) -> str:
+    """``mode`` when it is one of :data:`MOUTH_MODES`."""
+    return check_choice(mode, MOUTH_MODES, "mouth")
 
 
 def check_quad_cells(cells: Any) -> int:

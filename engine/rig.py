@@ -219,7 +219,8 @@ def skin(
 
 
 def uv_to_layout_px(uv: np.ndarray, size: int) -> np.ndarray:
-    """(V, 2) OBJ texture coordinates (v up) → (V, 2) layout px (u = column, v = row) of an S² layout."""
+    """(V, 2) OBJ texture coordinates (v up) → (V, 2) layout px (u = column, v = row) of an S² layout:
+    the inverse of engine.mesh.mesh_uv's map (here, not there, so that this module needs numpy only)."""
     uv = np.asarray(uv, np.float64)
     last = size - 1
     return np.stack([uv[:, 0] * last, (1.0 - uv[:, 1]) * last], axis=1)

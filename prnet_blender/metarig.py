@@ -19,8 +19,7 @@ import numpy as np
 from mathutils import Vector
 
 from . import replace
-from .frames import engine_to_blender
-from .rig_build import RIG_INPUTS
+from .rig_build import RIG, RIG_INPUTS, head_space
 
 KEEP_FROM = "spine.004"  # the metarig's neck: it and the bones below it are kept (the face hangs from spine.006)
 WARP_SIGMA_M = 0.03  # reach of the warp's radial functions (a face is ≈ 0.15 m wide)
@@ -109,7 +108,7 @@ def build_metarig(context, head: bpy.types.Object, armature: bpy.types.Object) -
     _enable_rigify()
     inputs = json.loads(head[RIG_INPUTS])
     lm, pivot = np.array(inputs["landmarks_mm"]), np.array(inputs["head_pivot_mm"])
-    eyes = {s: np.array(armature.data.bones[f"eye.{s}"].head_local) for s in ("L", "R")}
+    eyes = {b.name[-1]: np.array(b.head) for b in RIG.rig_bones(lm, pivot) if b.name.startswith("eye.")}
     view_layer = context.view_layer
     previous = view_layer.objects.active
     if context.mode != "OBJECT":
@@ -143,7 +142,7 @@ def build_metarig(context, head: bpy.types.Object, armature: bpy.types.Object) -
     return meta
 
 
-def _fit(edit_bones, lm: np.ndarray, pivot: np.ndarray, eyes_local: dict[str, np.ndarray]) -> None:
+def _fit(edit_bones, lm: np.ndarray, pivot: np.ndarray, eyes_mm: dict[str, np.ndarray]) -> None:
     """Cut the metarig to the head and snap it (edit mode): landmark joints exactly, the rest warped."""
     keep = set()
     stack = [edit_bones[KEEP_FROM]]
@@ -154,10 +153,9 @@ def _fit(edit_bones, lm: np.ndarray, pivot: np.ndarray, eyes_local: dict[str, np
     for bone in [b for b in edit_bones if b.name not in keep]:
         edit_bones.remove(bone)
     edit_bones[KEEP_FROM].parent = None
-    local_eyes_mm = {s: _to_mm(v, pivot) for s, v in eyes_local.items()}
     joints = {
-        name: (_local(h, pivot), _local(t, pivot))
-        for name, (h, t) in landmark_joints(lm, local_eyes_mm).items()
+        name: tuple(head_space([h, t], pivot))
+        for name, (h, t) in landmark_joints(lm, eyes_mm).items()
         if name in edit_bones
     }
     up = np.array([0.0, 0.0, 1.0])
@@ -174,13 +172,3 @@ def _fit(edit_bones, lm: np.ndarray, pivot: np.ndarray, eyes_local: dict[str, np
     for name, (h, t) in joints.items():
         bone = edit_bones[name]
         bone.head, bone.tail = Vector(h), Vector(t)
-
-
-def _local(point_mm: np.ndarray, pivot: np.ndarray) -> np.ndarray:
-    return engine_to_blender(np.asarray(point_mm, np.float64) - pivot)
-
-
-def _to_mm(local: np.ndarray, pivot: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`_local`: the head's mesh space (m) → canonical mm."""
-    x, y, z = np.asarray(local, np.float64) * 1000.0
-    return np.array([x, -z, -y]) + pivot

@@ -73,7 +73,7 @@ def vertex_uv(mesh: bpy.types.Mesh) -> np.ndarray:
     return uv
 
 
-def _local(points_mm: np.ndarray, pivot_mm: np.ndarray) -> np.ndarray:
+def head_space(points_mm: np.ndarray, pivot_mm: np.ndarray) -> np.ndarray:
     """Canonical mm → the head's mesh space (Blender metres, origin at the head pivot)."""
     return engine_to_blender(np.asarray(points_mm, np.float64) - pivot_mm)
 
@@ -120,7 +120,7 @@ def _armature(context, head, rig, pivot, created) -> bpy.types.Object:
     try:
         for bone in rig.bones:
             eb = data.edit_bones.new(bone.name)
-            eb.head, eb.tail = (Vector(p) for p in _local([bone.head, bone.tail], pivot))
+            eb.head, eb.tail = (Vector(p) for p in head_space([bone.head, bone.tail], pivot))
             eb.align_roll(Vector(engine_to_blender(np.array(bone.z_axis), unit=1.0)))
             eb.use_deform = bone.deform
         for bone in rig.bones:
@@ -180,7 +180,7 @@ def _eyeballs(head, armature, rig, pivot, created) -> list[bpy.types.Object]:
         ball = track(created, bpy.data.objects.new(f"{head.name} {bone.name}", mesh))
         for collection in head.users_collection:
             collection.objects.link(ball)
-        centre = armature.matrix_world @ Vector(_local([bone.head], pivot)[0])
+        centre = armature.matrix_world @ Vector(head_space([bone.head], pivot)[0])
         ball.parent, ball.parent_type, ball.parent_bone = armature, "BONE", bone.name
         bpy.context.view_layer.update()
         ball.matrix_world = Matrix.Translation(centre) @ armature.matrix_world.to_3x3().to_4x4()

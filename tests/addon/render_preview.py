@@ -43,6 +43,16 @@ def _render(scene, path: Path, *, color_type: str) -> None:
     bpy.ops.render.render(write_still=True)
 
 
+def world_vertices(obj):
+    """(V, 3) float64 world positions of a mesh object's (undeformed) vertices."""
+    import numpy as np
+
+    co = np.empty(3 * len(obj.data.vertices), np.float32)
+    obj.data.vertices.foreach_get("co", co)
+    m = np.array(obj.matrix_world)
+    return co.reshape(-1, 3).astype(np.float64) @ m[:3, :3].T + m[:3, 3]
+
+
 def _blend(photo, render_rgba, alpha: float):
     import numpy as np
 
@@ -98,10 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         # the third panel: the textured head, turned, framed by an ortho camera looking along +Y
         obj.rotation_euler = (0.0, 0.0, math.radians(TURN_DEG))
         bpy.context.view_layer.update()
-        co = np.empty(3 * len(obj.data.vertices), np.float32)
-        obj.data.vertices.foreach_get("co", co)
-        m = np.array(obj.matrix_world)
-        corners = co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3]
+        corners = world_vertices(obj)
         centre = (corners.min(0) + corners.max(0)) / 2
         extent = float(max(np.ptp(corners[:, 0]), np.ptp(corners[:, 2])))
         cam.location = (centre[0], centre[1] - 1.0, centre[2])
