@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import OutputError
 
@@ -104,6 +105,28 @@ def write_files_atomically(payloads: Mapping[Path, bytes]) -> list[Path]:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)  # only leftovers of a failed call still exist
     return [Path(p) for p in payloads]
+
+
+@contextlib.contextmanager
+def staged_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary file to stream into, which replaces ``path`` when the block ends normally (atomically,
+    signals deferred); if the block raises, the partial file is removed and ``path`` is untouched."""
+    path = Path(path)
+    try:
+        tmp = _stage(path, b"")
+        f = open(tmp, "r+b")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc}") from exc
+    try:
+        with f:
+            yield f
+        with signals_deferred():
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise OutputError(f"cannot write {path}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _stage(path: Path, data: bytes) -> Path:

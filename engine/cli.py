@@ -1,4 +1,6 @@
-"""Command line: ``python -m engine {reconstruct, bench, import-prnet}`` (evaluation: ``python -m training evaluate``).
+"""Command line: ``python -m engine {reconstruct, track, bench, import-prnet}``.
+
+Evaluation is ``python -m training evaluate``; ``track`` lives in engine.track_cli.
 
 Only parsing and delegation live here; ``main(argv) -> int`` is testable without a subprocess.
 Errors from the library become one line on stderr per bad input, and a non-zero exit code.
@@ -38,12 +40,16 @@ EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
-def _progress(i: int, n: int, text: str) -> None:
+def progress_line(i: int, n: int | None, text: str) -> None:
+    """Redraw the progress line on stderr: item ``i`` of ``n`` (None: a count without a bar)."""
     width = 24
-    filled = int(width * i / max(n, 1))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {i}/{n} {text[:60]:<60}")
-    if i == n:
-        sys.stderr.write("\n")
+    if n is None:
+        sys.stderr.write(f"\r{i} {text[:60]:<60}")
+    else:
+        filled = int(width * min(i, n) / max(n, 1))
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {i}/{n} {text[:60]:<60}")
+        if i == n:
+            sys.stderr.write("\n")
     sys.stderr.flush()
 
 
@@ -120,11 +126,11 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                 msg = f"{Path(photo).name}: no face found"
         except (EngineError, ValueError) as exc:
             failures += 1
-            _progress(i, len(args.photos), Path(photo).name)
+            progress_line(i, len(args.photos), Path(photo).name)
             sys.stderr.write("\n" if i < len(args.photos) else "")
             print(f"error: {photo}: {exc}", file=sys.stderr)
             continue
-        _progress(i, len(args.photos), msg)
+        progress_line(i, len(args.photos), msg)
         if not faces:
             sys.stderr.write("\n" if i < len(args.photos) else "")
             print(f"{photo}: no face found (nothing written)", file=sys.stderr)
@@ -243,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--extra-formats", nargs="*", choices=("ply", "npz"), help="also write these formats")
     add_averaging_options(r)
     r.set_defaults(func=cmd_reconstruct)
+
+    from .track_cli import add_track_parser
+
+    add_track_parser(sub)
 
     b = sub.add_parser("bench", help="per-stage latency on the sample photo")
     b.add_argument("--bundle", type=Path, default=None)

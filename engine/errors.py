@@ -15,6 +15,10 @@ class InvalidImageError(EngineError, ValueError):
     """The input could not be read as a photo (missing, empty, not an image, truncated, too large)."""
 
 
+class InvalidVideoError(EngineError, ValueError):
+    """The input could not be read as a video (missing, not a format OpenCV decodes, no frames, too large)."""
+
+
 class NoWeightsError(EngineError, FileNotFoundError):
     """A model bundle or one of its files is missing."""
 
@@ -42,6 +46,15 @@ class CheckpointError(EngineError, ValueError):
 class InvalidOptionError(EngineError, ValueError):
     """An option has a value outside its documented range or type (texture size, device, boxes, …);
     the message names the option and the value it got."""
+
+
+class RequestError(EngineError):
+    """A worker request failed in a way the artist should read: ``kind`` is one of
+    engine.protocol.ERROR_KINDS."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class ImageWarning(UserWarning):

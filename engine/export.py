@@ -29,7 +29,7 @@ from .landmarks import LANDMARK_NAMES
 from .layout import N_LANDMARKS
 from .quad_mesh import triangle_mesh
 from .rig import FaceRig, rig_json
-from .types import FaceMesh, FaceReconstruction
+from .types import FaceMesh, FaceReconstruction, HeadPose
 
 FORMATS = ("obj", "landmarks", "pose", "ply", "npz")  # obj = OBJ + MTL + texture PNG
 DEFAULT_FORMATS = ("obj", "landmarks", "pose")
@@ -137,7 +137,7 @@ def export_face(
     if rig is not None:
         if len(rig.weights) != len(shape.vertices):
             raise ValueError(f"rig weights are for {len(rig.weights)} vertices, the mesh has {len(shape.vertices)}")
-        payloads[out / f"{stem}.rig.json"] = _json_bytes(rig_json(rig, weights_file=f"{stem}.rig.npz"))
+        payloads[out / f"{stem}.rig.json"] = json_bytes(rig_json(rig, weights_file=f"{stem}.rig.npz"))
         buf = io.BytesIO()
         np.savez_compressed(buf, weights=rig.weights, bones=np.array(rig.weight_bones))
         payloads[out / f"{stem}.rig.npz"] = buf.getvalue()
@@ -232,11 +232,13 @@ def _ply_bytes(mesh: FaceMesh) -> bytes:
     return (header + "\n").encode("ascii") + vert.tobytes() + face.tobytes()
 
 
-def _json_bytes(content: dict) -> bytes:
+def json_bytes(content: dict) -> bytes:
+    """A JSON document as the engine writes them (UTF-8, indented by one, newline-terminated)."""
     return (json.dumps(content, indent=1) + "\n").encode("utf-8")
 
 
-def _rounded(a: np.ndarray) -> list:
+def rounded(a: np.ndarray) -> list:
+    """An array as nested lists of floats rounded to :data:`JSON_DECIMALS`."""
     return np.round(np.asarray(a, np.float64), JSON_DECIMALS).tolist()
 
 
@@ -244,11 +246,11 @@ def _landmarks_bytes(recon: FaceReconstruction) -> bytes:
     lm, vis = np.asarray(recon.landmarks_3d), np.asarray(recon.landmark_visibility)
     if lm.shape != (N_LANDMARKS, 3) or vis.shape != (N_LANDMARKS,):
         raise ValueError(f"landmarks must be (68, 3) with (68,) visibility, got {lm.shape} and {vis.shape}")
-    return _json_bytes({
+    return json_bytes({
         "frame": IMAGE_FRAME,
         "image_size": list(recon.image_size),
-        "landmarks_3d": _rounded(lm),
-        "landmarks_2d": _rounded(lm[:, :2]),
+        "landmarks_3d": rounded(lm),
+        "landmarks_2d": rounded(lm[:, :2]),
         "visibility": [bool(v) for v in vis],
         "names": list(LANDMARK_NAMES),
     })  # fmt: skip
@@ -260,11 +262,17 @@ def _pose_bytes(recon: FaceReconstruction) -> bytes:
         raise ValueError(
             f"pose rotation must be (3, 3) and translation (3,), got {np.shape(p.rotation)}, {np.shape(p.translation)}"
         )
-    angles = {k: round(float(getattr(p, k)), JSON_DECIMALS) for k in ("yaw", "pitch", "roll")}
-    return _json_bytes({
-        **angles, "rotation": np.asarray(p.rotation, np.float64).tolist(), "translation": _rounded(p.translation),
-        "scale": float(p.scale), "head_pivot": _rounded(recon.head_pivot), "convention": POSE_CONVENTION,
+    return json_bytes({
+        **pose_fields(p), "head_pivot": rounded(recon.head_pivot), "convention": POSE_CONVENTION,
     })  # fmt: skip
+
+
+def pose_fields(pose: HeadPose) -> dict:
+    """A pose as the JSON files hold it: ``yaw``, ``pitch``, ``roll`` (degrees), ``rotation``,
+    ``translation``, ``scale`` (:data:`POSE_CONVENTION`)."""
+    angles = {k: round(float(getattr(pose, k)), JSON_DECIMALS) for k in ("yaw", "pitch", "roll")}
+    rotation = np.asarray(pose.rotation, np.float64).tolist()
+    return {**angles, "rotation": rotation, "translation": rounded(pose.translation), "scale": float(pose.scale)}
 
 
 def _npz_bytes(

@@ -9,12 +9,16 @@ integer, or a string of letters, digits, ``-`` and ``_``: it names the request's
     request   {"id": 7, "cmd": "ping"}
               {"id": 8, "cmd": "load", "options": {...}}          load the model now (pre-warm)
               {"id": 9, "cmd": "reconstruct", "photo": "/abs/photo.jpg", "options": {...}}
+              {"id": 12, "cmd": "track", "video": "/abs/clip.mp4", "options": {...}}   see :data:`TRACK_OPTION_DEFAULTS`
               {"id": 10, "cmd": "cancel", "target": 9}           abandon request 9 at its next stage
               {"id": 11, "cmd": "shutdown"}
     options   see :data:`OPTION_DEFAULTS` and :func:`request_options`
     progress  {"id": 9, "progress": 0.2, "stage": "reconstructing"}           0 ≤ progress ≤ 1
     reply     {"id": 9, "ok": true, "faces": [face, ...], "bundle_id": "...", "landmark_names": [68 names],
                "timings_ms": {stage: ms}}
+              {"id": 12, "ok": true, "faces": [face of the first tracked frame], "track_npz": path,
+               "fps": f, "frame_size": [w, h], "every": n, "frames": F, "found": K, "mesh_cache": path | null,
+               "mesh_cache_first_frame": i, "landmark_names": [...], "bundle_id": "..."}    (track)
               {"id": 7, "ok": true, "pid": 123, "torch": "2.13.0", "cuda": false}          (ping)
               {"id": 8, "ok": true, "bundle_id": "...", "device": "cpu"}                     (load)
               {"id": 10, "ok": true}                                              (cancel, shutdown)
@@ -52,8 +56,8 @@ from .options import (
     parse_boxes,
 )
 
-PING, LOAD, RECONSTRUCT, CANCEL, SHUTDOWN = "ping", "load", "reconstruct", "cancel", "shutdown"
-COMMANDS = (PING, LOAD, RECONSTRUCT, CANCEL, SHUTDOWN)
+PING, LOAD, RECONSTRUCT, TRACK, CANCEL, SHUTDOWN = "ping", "load", "reconstruct", "track", "cancel", "shutdown"
+COMMANDS = (PING, LOAD, RECONSTRUCT, TRACK, CANCEL, SHUTDOWN)
 
 # Error kinds of a failed request, and what each means for the artist.
 NO_FACE = "no_face"  # the photo holds no detectable face
@@ -105,9 +109,40 @@ MESH_NPZ_ARRAYS = (
     "mesh_uv",  # (V, 2) float32, v up
 )
 
+# Options of a track request, beyond device and bundle (which mean what they mean for reconstruct).
+TRACK_OPTION_DEFAULTS = {
+    "start": 0.0,  # seconds (engine.video.FrameRange checks the range)
+    "end": None,  # seconds; None: the end of the video
+    "every": 1,  # track every N-th frame
+    "fast": False,  # engine.tracker's fast mode
+    "texture_size": DEFAULT_TEXTURE_SIZE,  # the first tracked frame's texture
+    "mesh_cache": None,  # PC2 path to write the per-frame mesh to, or None
+    "mesh_cache_axes": None,  # (3, 3): canonical mm (pivot at 0) → the cache's coordinates; None: identity
+    "device": None,
+    "bundle": None,
+}
+
+# Arrays of a track's .npz (``track_npz``), F = frames read, in order.
+TRACK_NPZ_ARRAYS = (
+    "frame",  # (F,) int64 video frame index (0 = the video's first frame)
+    "time",  # (F,) float64 seconds
+    "found",  # (F,) bool: a face in this frame (False: a gap; its other rows are zeros)
+    "pose_rotation",  # (F, 3, 3) canonical → image frame
+    "pose_translation",  # (F, 3) image px
+    "pose_scale",  # (F,) px per mm
+    "pose_yaw_pitch_roll",  # (F, 3) degrees
+    "landmarks_3d",  # (F, 68, 3) float32 image px
+    "landmark_visibility",  # (F, 68) bool
+)
+
 EXIT_MISSING_PACKAGES = 3  # the worker's exit code when its Python lacks torch / numpy / opencv / scipy
 MAX_ID_LENGTH = 64
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines too) made one space: a protocol message is one line."""
+    return " ".join(text.split())
 
 
 def valid_id(rid: Any) -> bool:
@@ -118,21 +153,63 @@ def valid_id(rid: Any) -> bool:
     return isinstance(rid, str) and len(rid) <= MAX_ID_LENGTH and _ID_PATTERN.fullmatch(rid) is not None
 
 
+def track_options(raw: Any, *, device: str, bundle: str | None) -> dict[str, Any]:
+    """A track request's ``options`` checked for type and completed with :data:`TRACK_OPTION_DEFAULTS`
+    (the frame range's values are checked by engine.video when the range is built)."""
+    opts = _known(raw, TRACK_OPTION_DEFAULTS)
+    for name in ("start", "end"):
+        value = opts[name]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise InvalidOptionError(f"{name} must be a number of seconds, got {value!r}")
+    if isinstance(opts["every"], bool) or not isinstance(opts["every"], int):
+        raise InvalidOptionError(f"every must be a whole number, got {opts['every']!r}")
+    if not isinstance(opts["fast"], bool):
+        raise InvalidOptionError(f"fast must be true or false, got {opts['fast']!r}")
+    if opts["mesh_cache"] is not None and not (isinstance(opts["mesh_cache"], str) and opts["mesh_cache"]):
+        raise InvalidOptionError(f"mesh_cache must be a file path, got {opts['mesh_cache']!r}")
+    axes = opts["mesh_cache_axes"]
+    if axes is not None and not (
+        isinstance(axes, list) and len(axes) == 3
+        and all(isinstance(r, list) and len(r) == 3 and all(_is_number(v) for v in r) for r in axes)
+    ):  # fmt: skip
+        raise InvalidOptionError(f"mesh_cache_axes must be a 3 × 3 list of numbers, got {axes!r}")
+    return {
+        **{k: opts[k] for k in ("start", "end", "every", "fast", "mesh_cache", "mesh_cache_axes")},
+        "texture_size": check_texture_size(opts["texture_size"]),
+        "device": check_device_name(opts["device"] or device),
+        "bundle": _bundle(opts["bundle"]) or bundle,
+    }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _known(raw: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` (an options object or None) over ``defaults``; InvalidOptionError for anything else or an
+    unknown option."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise InvalidOptionError(f"options must be an object, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(defaults))
+    if unknown:
+        raise InvalidOptionError(f"unknown options {unknown}; known: {sorted(defaults)}")
+    return {**defaults, **{k: v for k, v in raw.items() if v is not None}}
+
+
+def _bundle(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidOptionError(f"bundle must be a folder path, got {value!r}")
+    return value
+
+
 def request_options(raw: Any, *, device: str, bundle: str | None) -> dict[str, Any]:
     """A request's ``options`` object checked and completed with :data:`OPTION_DEFAULTS` (``device``
     and ``bundle``: the worker's own defaults); InvalidOptionError naming the bad option. ``boxes``
     come back as engine.types.BoundingBox (or None)."""
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise InvalidOptionError(f"options must be an object, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(OPTION_DEFAULTS))
-    if unknown:
-        raise InvalidOptionError(f"unknown options {unknown}; known: {sorted(OPTION_DEFAULTS)}")
-    opts = {**OPTION_DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
+    opts = _known(raw, OPTION_DEFAULTS)
     if not isinstance(opts["all_faces"], bool):
         raise InvalidOptionError(f"all_faces must be true or false, got {opts['all_faces']!r}")
-    if opts["bundle"] is not None and not isinstance(opts["bundle"], str):
-        raise InvalidOptionError(f"bundle must be a folder path, got {opts['bundle']!r}")
     return {
         "texture_size": check_texture_size(opts["texture_size"]),
         "all_faces": opts["all_faces"],
@@ -141,6 +218,6 @@ def request_options(raw: Any, *, device: str, bundle: str | None) -> dict[str, A
         "topology": check_choice(opts["topology"], TOPOLOGIES, "topology"),
         "quad_cells": check_quad_cells(opts["quad_cells"]),
         "device": check_device_name(opts["device"] or device),
-        "bundle": opts["bundle"] or bundle,
+        "bundle": _bundle(opts["bundle"]) or bundle,
         "boxes": None if opts["boxes"] is None else parse_boxes(opts["boxes"], what="boxes option"),
     }

@@ -32,11 +32,21 @@ def flip_disagreement(
     if crops.ndim != 4 or crops.shape[-1] != 3 or len(crops) == 0:
         raise ValueError(f"expected (F, S, S, 3) crops with F > 0, got {crops.shape}")
     maps = predict_position_maps(model, np.concatenate([crops, crops[:, :, ::-1]]), amp_dtype=amp_dtype)
-    f, size = len(crops), crops.shape[1]
-    mirrored = unmirror_maps(torch.from_numpy(maps[f:]).permute(0, 3, 1, 2), size).permute(0, 2, 3, 1).numpy()
-    out = np.empty(f)
-    for i in range(f):
-        direct, back = readout.keypoints(maps[i])[:, :2], readout.keypoints(mirrored[i])[:, :2]
-        box = np.sqrt(np.prod(np.maximum(direct.max(axis=0) - direct.min(axis=0), 1e-6)))
-        out[i] = np.linalg.norm(direct - back, axis=1).mean() / box * 100.0
-    return out
+    f = len(crops)
+    mirrored = unmirror_map_arrays(maps[f:])
+    return np.array([pair_disagreement(maps[i], mirrored[i], readout) for i in range(f)])
+
+
+def unmirror_map_arrays(maps: np.ndarray) -> np.ndarray:
+    """(B, S, S, 3) maps (crop px) predicted for mirrored crops → those of the original crops
+    (engine.model.unmirror_maps on numpy arrays)."""
+    size = maps.shape[1]
+    return unmirror_maps(torch.from_numpy(maps).permute(0, 3, 1, 2), size).permute(0, 2, 3, 1).numpy()
+
+
+def pair_disagreement(direct: np.ndarray, back: np.ndarray, readout: Readout) -> float:
+    """Mean distance (x, y) between the 68 landmarks of a crop's (S, S, 3) map and of its mirror
+    image's map mirrored back, in percent of √(w·h) of the direct landmarks' box."""
+    a, b = readout.keypoints(direct)[:, :2], readout.keypoints(back)[:, :2]
+    box = np.sqrt(np.prod(np.maximum(a.max(axis=0) - a.min(axis=0), 1e-6)))
+    return float(np.linalg.norm(a - b, axis=1).mean() / box * 100.0)

@@ -33,20 +33,14 @@ from .errors import (
     InvalidImageError,
     InvalidOptionError,
     NoWeightsError,
+    RequestError,
     WeightsMismatchError,
 )
+from .protocol import one_line
 
 log = logging.getLogger("engine.worker")
 
 _EOF = object()  # reader thread → main loop: stdin closed
-
-
-class RequestError(Exception):
-    """A request failed in a way the artist should read: ``kind`` is one of engine.protocol.ERROR_KINDS."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 class Worker:
@@ -88,6 +82,10 @@ class Worker:
                 self.send({"id": rid, "ok": True, "bundle_id": rec.bundle.bundle_id, "device": str(rec.device)})
             elif cmd == P.RECONSTRUCT:
                 self.send(self.reconstruct(rid, msg))
+            elif cmd == P.TRACK:
+                from .worker_track import track_video
+
+                self.send(track_video(self, rid, msg))
             elif cmd == P.SHUTDOWN:
                 self.send({"id": rid, "ok": True})
                 return False
@@ -97,17 +95,19 @@ class Worker:
             self.send({"id": rid, "ok": False, "kind": exc.kind, "error": str(exc)})
         except Exception as exc:  # noqa: BLE001 - the worker must survive and report any failure
             log.exception("request %r failed", rid)
-            self.send({"id": rid, "ok": False, "kind": P.INTERNAL, "error": _one_line(f"{type(exc).__name__}: {exc}")})
+            self.send({"id": rid, "ok": False, "kind": P.INTERNAL, "error": one_line(f"{type(exc).__name__}: {exc}")})
         finally:
             self.cancelled.discard(rid)
         return True
 
-    def options(self, msg: dict) -> dict:
-        """The request's options checked (engine.protocol.request_options); bad ones are bad input."""
+    def options(self, msg: dict, *, track: bool = False) -> dict:
+        """The request's options checked (engine.protocol.request_options, or track_options for a
+        track); bad ones are bad input."""
         try:
-            return P.request_options(msg.get("options"), **self.defaults)
+            check = P.track_options if track else P.request_options
+            return check(msg.get("options"), **self.defaults)
         except InvalidOptionError as exc:
-            raise RequestError(P.BAD_INPUT, _one_line(str(exc))) from exc
+            raise RequestError(P.BAD_INPUT, one_line(str(exc))) from exc
 
     # -- work -------------------------------------------------------------------------------------
     def reconstructor(self, rid: Any, options: dict):
@@ -124,21 +124,16 @@ class Worker:
             try:
                 self._rec = Reconstructor.from_bundle(bundle, ReconstructOptions(device=options["device"]))
             except (NoWeightsError, WeightsMismatchError, BundleFormatError) as exc:
-                raise RequestError(P.NO_MODEL, _one_line(str(exc))) from exc
+                raise RequestError(P.NO_MODEL, one_line(str(exc))) from exc
             except InvalidOptionError as exc:  # an unavailable device
-                raise RequestError(P.BAD_INPUT, _one_line(str(exc))) from exc
+                raise RequestError(P.BAD_INPUT, one_line(str(exc))) from exc
             self._rec_key = key
             log.info("loaded %s on %s", self._rec.bundle.bundle_id, self._rec.device)
         return self._rec
 
     def reconstruct(self, rid: Any, msg: dict) -> dict:
-        import numpy as np
-
-        from .export import write_npz, write_texture_png
         from .image_io import load_image
         from .landmarks import LANDMARK_NAMES
-        from .mouth import mouth_faces
-        from .quad_mesh import face_mesh
 
         photo = msg.get("photo")
         if not isinstance(photo, str) or not photo:
@@ -159,35 +154,47 @@ class Worker:
                 mouth=options["mouth"],
             )
         except (InvalidImageError, InvalidOptionError) as exc:  # an unreadable photo, a box off the photo
-            raise RequestError(P.BAD_INPUT, _one_line(str(exc))) from exc
+            raise RequestError(P.BAD_INPUT, one_line(str(exc))) from exc
         if not faces:
             raise RequestError(P.NO_FACE, f"no face found in {Path(photo).name}")
         self.progress(rid, 0.9, "writing results")
         folder = self.workdir / str(rid)
         folder.mkdir(parents=True, exist_ok=True)
-        bundle_id = rec.bundle.bundle_id
         background = _upright_copy(photo, folder)
-        out = []
-        for k, face in enumerate(faces, start=1):
-            mesh = face_mesh(face, rec.layout, options["topology"], options["quad_cells"], rgb)
-            layout = {
-                "layout_keypoints_uv": rec.layout.keypoints_uv, "layout_size": np.array(rec.layout.size),
-                "mouth_faces": mouth_faces(mesh.uv, mesh.faces, rec.layout),
-            }  # fmt: skip
-            path = write_npz(folder / f"face_{k}.npz", face, mesh, layout)
-            alpha = face.texture_mask if options["texture_mode"] == "photo" else None
-            png = write_texture_png(folder / f"face_{k}_texture.png", face.texture, alpha)
-            out.append({
-                "npz": str(path), "texture_png": str(png),
-                "yaw": face.pose.yaw, "pitch": face.pose.pitch, "roll": face.pose.roll,
-                "box": [*face.box.as_list(), face.box.score], "bundle_id": bundle_id,
-                "image_size": list(face.image_size), "n_vertices": int(len(mesh.vertices)),
-                "background": background,
-            })  # fmt: skip
+        out = [
+            self.write_face(folder, k, face, rgb, options, background=background)
+            for k, face in enumerate(faces, start=1)
+        ]
         timings = {stage: round(float(ms), 2) for stage, ms in rec.last_times.as_dict().items()}
         return {
-            "id": rid, "ok": True, "faces": out, "bundle_id": bundle_id, "landmark_names": list(LANDMARK_NAMES),
-            "timings_ms": timings, "warnings": [_one_line(str(w.message)) for w in caught],
+            "id": rid, "ok": True, "faces": out, "bundle_id": rec.bundle.bundle_id,
+            "landmark_names": list(LANDMARK_NAMES), "timings_ms": timings,
+            "warnings": [one_line(str(w.message)) for w in caught],
+        }  # fmt: skip
+
+    def write_face(self, folder: Path, k: int, face, rgb, options: dict, *, background: str) -> dict:
+        """Write face ``k`` (its .npz with the mesh to build and the layout arrays, and its texture PNG)
+        into ``folder``; its entry of the reply (engine.protocol's ``face``)."""
+        import numpy as np
+
+        from .export import write_npz, write_texture_png
+        from .mouth import mouth_faces
+        from .quad_mesh import face_mesh
+
+        rec = self._rec
+        mesh = face_mesh(face, rec.layout, options["topology"], options["quad_cells"], rgb)
+        layout = {
+            "layout_keypoints_uv": rec.layout.keypoints_uv, "layout_size": np.array(rec.layout.size),
+            "mouth_faces": mouth_faces(mesh.uv, mesh.faces, rec.layout),
+        }  # fmt: skip
+        path = write_npz(folder / f"face_{k}.npz", face, mesh, layout)
+        alpha = face.texture_mask if options["texture_mode"] == "photo" else None
+        png = write_texture_png(folder / f"face_{k}_texture.png", face.texture, alpha)
+        return {
+            "npz": str(path), "texture_png": str(png),
+            "yaw": face.pose.yaw, "pitch": face.pose.pitch, "roll": face.pose.roll,
+            "box": [*face.box.as_list(), face.box.score], "bundle_id": rec.bundle.bundle_id,
+            "image_size": list(face.image_size), "n_vertices": int(len(mesh.vertices)), "background": background,
         }  # fmt: skip
 
 
@@ -215,10 +222,6 @@ def _environment() -> dict:
     import torch
 
     return {"pid": os.getpid(), "torch": torch.__version__, "cuda": bool(torch.cuda.is_available())}
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _read_stdin(stream: TextIO, inbox: queue.Queue, worker: Worker) -> None:

@@ -1,4 +1,5 @@
-"""PRNet Face: one photo → a textured, posed 3D face mesh with 68 landmark empties, in Blender.
+"""PRNet Face: one photo → a textured, posed 3D face mesh with 68 landmark empties (a video → the
+head animated), in Blender.
 
 A thin Blender layer over the ``engine`` package, which runs in its own Python process (see
 ``client.py``). This file only registers: bpy-dependent modules are imported inside
@@ -14,6 +15,7 @@ def _classes() -> tuple:
     from .preferences import PRNET_AddonPreferences, PRNET_OT_check_engine, PRNET_OT_install_engine
     from .properties import PRNET_PG_settings
     from .rig_operators import PRNET_OT_build_rig
+    from .track_operators import PRNET_OT_track_video
 
     return (
         PRNET_AddonPreferences,
@@ -25,6 +27,7 @@ def _classes() -> tuple:
         PRNET_OT_use_editor_image,
         PRNET_OT_import_face_photo,
         PRNET_OT_build_rig,
+        PRNET_OT_track_video,
         PRNET_PT_main,
     )
 

@@ -118,12 +118,19 @@ class EngineClient:
             self._proc.wait(STOP_GRACE_S)
 
     # -- requests ---------------------------------------------------------------------------------
-    def submit(self, cmd: str, *, timeout_s: float | None = None, on_progress=None, **payload) -> Request:
-        """Send a request and return at once; drive it with :meth:`poll` or :meth:`wait`."""
+    def submit(
+        self, cmd: str, *, timeout_s: float | None = None, on_progress=None, renew_on_progress: bool = False, **payload
+    ) -> Request:
+        """Send a request and return at once; drive it with :meth:`poll` or :meth:`wait`. With
+        ``renew_on_progress`` the timeout runs from the last progress message, not from the start
+        (a request whose length depends on its input, such as a video's)."""
         self.start()
         rid = next(self._ids)
         timeout = self.timeout_s if timeout_s is None else timeout_s
-        req = Request(id=rid, cmd=cmd, timeout_s=timeout, deadline=time.monotonic() + timeout, on_progress=on_progress)
+        req = Request(
+            id=rid, cmd=cmd, timeout_s=timeout, deadline=time.monotonic() + timeout, on_progress=on_progress,
+            renew_on_progress=renew_on_progress,
+        )  # fmt: skip
         try:
             self._proc.stdin.write(json.dumps({"id": rid, "cmd": cmd, **payload}) + "\n")
             self._proc.stdin.flush()
@@ -208,6 +215,8 @@ class EngineClient:
             return
         if "progress" in msg:
             req.progress, req.stage = float(msg["progress"]), str(msg.get("stage", ""))
+            if req.renew_on_progress:
+                req.deadline = time.monotonic() + req.timeout_s
             if req.on_progress is not None:
                 req.on_progress(req.progress, req.stage)
         elif "ok" in msg:

@@ -47,6 +47,36 @@ _ERROR_HINTS = {
 }
 
 
+def claim(op) -> bool:
+    """Make ``op`` the one operator talking to the engine; False when another one is."""
+    global _running
+    if _running is not None:
+        return False
+    _running = op
+    return True
+
+
+def release(op) -> None:
+    """``op`` is done with the engine (a no-op when it was not the one)."""
+    global _running
+    if _running is op:
+        _running = None
+
+
+def modal_event(op, event, context) -> str:
+    """What a modal engine operator's timer loop does with ``event``: ``"esc"`` (cancel), ``"wait"``
+    (pass the event through; on a timer tick the request is polled and its progress shown) or
+    ``"done"`` (``op._req`` finished). ``op`` has ``_engine``, ``_req`` and ``_show_progress``."""
+    if event.type == "ESC" and event.value == "PRESS":
+        return "esc"
+    if event.type != "TIMER":
+        return "wait"
+    if not op._engine.poll(op._req):
+        op._show_progress(context)
+        return "wait"
+    return "done"
+
+
 def error_line(exc: request.EngineClientError) -> str:
     """The one line the artist reads for an engine error."""
     text = str(exc)
@@ -176,14 +206,13 @@ class _PhotoQueueOperator:
 
     # -- UI: modal on a timer ---------------------------------------------------------------------
     def invoke(self, context, event):
-        global _running
         if runs_blocking():
             return self.execute(context)
         if _running is not None:
             return self._refuse()
         if not self._prepare(context):
             return {"CANCELLED"}
-        _running = self
+        claim(self)
         self._req = self._submit(self._queue.pop(0))
         wm = context.window_manager
         self._timer = wm.event_timer_add(TIMER_S, window=context.window)
@@ -199,7 +228,8 @@ class _PhotoQueueOperator:
             raise
 
     def _modal_step(self, context, event):
-        if event.type == "ESC" and event.value == "PRESS":
+        state = modal_event(self, event, context)
+        if state == "esc":
             self._engine.cancel(self._req)
             self._queue.clear()
             self._end_modal(context)
@@ -207,10 +237,7 @@ class _PhotoQueueOperator:
                 return self._report_outcome()
             self.report({"WARNING"}, "Reconstruction cancelled")
             return {"CANCELLED"}
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        if not self._engine.poll(self._req):
-            self._show_progress(context)
+        if state == "wait":
             return {"PASS_THROUGH"}
         self._collect(context, self._req)
         if self._queue:
@@ -234,9 +261,7 @@ class _PhotoQueueOperator:
         )
 
     def _end_modal(self, context) -> None:
-        global _running
-        if _running is self:
-            _running = None
+        release(self)
         if getattr(self, "_timer", None) is not None:
             context.window_manager.event_timer_remove(self._timer)
             self._timer = None

@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import operators, pickers, rig_operators
+from . import operators, pickers, rig_operators, track_operators
 
 
 class PRNET_PT_main(bpy.types.Panel):
@@ -49,6 +49,20 @@ class PRNET_PT_main(bpy.types.Panel):
         row.prop(settings, "eyeballs")
         row.prop(settings, "rigify_metarig")
         box.operator(rig_operators.PRNET_OT_build_rig.bl_idname, icon="BONE_DATA")
+
+        box = layout.box()
+        box.label(text="Video", icon="SEQUENCE")
+        box.prop(settings, "video", text="")
+        row = box.row(align=True)
+        row.prop(settings, "track_start")
+        row.prop(settings, "track_end")
+        row = box.row()
+        row.prop(settings, "track_every")
+        row.prop(settings, "track_fast")
+        box.prop(settings, "track_mesh_cache")
+        row = box.row()
+        row.enabled = not busy
+        row.operator(track_operators.PRNET_OT_track_video.bl_idname, icon="TRACKING")
 
         box = layout.box()
         box.prop(settings, "folder", text="")

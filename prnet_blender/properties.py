@@ -7,7 +7,7 @@ class annotations, which must stay objects, not strings.
 """
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from .engine_link import engine_module
 from .rig_operators import RIG_OPTION_NAMES, rig_properties
@@ -122,10 +122,41 @@ def option_properties() -> dict:
     }
 
 
+def track_properties() -> dict:
+    """The Track Video options (the operator's arguments and the scene settings; .track_operators)."""
+    return {
+        "track_fast": BoolProperty(
+            name="Fast", default=False, description="One network image per frame instead of two: about twice as fast"
+        ),
+        "track_every": IntProperty(name="Every", min=1, max=100, default=1, description="Track every N-th frame"),
+        "track_start": FloatProperty(
+            name="Start", min=0.0, default=0.0, unit="TIME_ABSOLUTE", description="First second of the video to track"
+        ),  # fmt: skip
+        "track_end": FloatProperty(
+            name="End",
+            min=0.0,
+            default=0.0,
+            unit="TIME_ABSOLUTE",
+            description="Last second to track (0: the end of the video)",
+        ),  # fmt: skip
+        "track_mesh_cache": BoolProperty(
+            name="Animate Expression",
+            default=False,
+            description="Also play the tracked mesh per frame through a Mesh Cache modifier (a PC2 file of about "
+            "0.5 MB per frame, written to prnet_cache beside the .blend)",
+        ),
+    }
+
+
+TRACK_OPTION_NAMES = tuple(track_properties())
+
+
 class PRNET_PG_settings(bpy.types.PropertyGroup):
     filepath: StringProperty(name="Photo", subtype="FILE_PATH", description="Photo to reconstruct the face from")
     folder: StringProperty(name="Folder", subtype="DIR_PATH", description="Folder of photos to reconstruct")
-    __annotations__.update(option_properties())  # the options, defined once for settings and operators
+    video: StringProperty(name="Video", subtype="FILE_PATH", description="Video to track the face through")
+    __annotations__.update(option_properties())
+    __annotations__.update(track_properties())  # the options, defined once for settings and operators
 
 
 def register_settings() -> None:

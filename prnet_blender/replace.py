@@ -79,6 +79,13 @@ def remove_result(collection: bpy.types.Collection) -> None:
         for bg in d.background_images
         if bg.image and PHOTO_TAG in bg.image
     }
+    images |= {  # a tracked video's movie clip
+        bg.clip
+        for d in data
+        if isinstance(d, bpy.types.Camera)
+        for bg in d.background_images
+        if bg.clip and PHOTO_TAG in bg.clip
+    }
     bpy.data.batch_remove([*objects, *collections])
     for group in (data, materials, images):  # each level is orphaned once the one above is gone
         orphans = [b for b in group if b.users == 0]

@@ -63,6 +63,7 @@ class Request:
     reply: dict | None = None
     error: EngineClientError | None = None
     on_progress: Callable[[float, str], None] | None = field(default=None, repr=False)
+    renew_on_progress: bool = False  # the timeout counts from the last progress message (a long video)
 
     @property
     def done(self) -> bool:

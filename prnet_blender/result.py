@@ -111,3 +111,44 @@ class FaceResult:
 def _check(arrays: dict, name: str, shape: tuple[int, ...]) -> None:
     if arrays[name].shape != shape:
         raise ValueError(f"engine result: {name} must have shape {shape}, got {arrays[name].shape}")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TrackResult:
+    """A track reply's per-frame arrays (engine.protocol.TRACK_NPZ_ARRAYS), F = frames read."""
+
+    video: str  # absolute path of the video
+    fps: float
+    frame_size: tuple[int, int]  # (width, height) px
+    every: int  # frames between samples
+    frame: np.ndarray  # (F,) int video frame index, 0 = the video's first frame
+    found: np.ndarray  # (F,) bool
+    rotation: np.ndarray  # (F, 3, 3) canonical → image frame
+    translation: np.ndarray  # (F, 3) image px
+    scale: np.ndarray  # (F,) px per mm
+    yaw_pitch_roll: np.ndarray  # (F, 3) degrees
+    landmarks_3d: np.ndarray  # (F, 68, 3) image px
+    mesh_cache: str | None  # PC2 file of the frontal mesh per frame (the add-on's head coordinates), or None
+    mesh_cache_first_frame: int | None  # video frame index of the cache's first sample
+
+    @classmethod
+    def from_reply(cls, reply: dict, *, video: str) -> TrackResult:
+        with np.load(Path(reply["track_npz"]), allow_pickle=False) as z:
+            missing = [name for name in P.TRACK_NPZ_ARRAYS if name not in z.files]
+            if missing:
+                raise ValueError(f"engine track {reply['track_npz']} lacks the arrays {missing}")
+            a = {k: z[k] for k in P.TRACK_NPZ_ARRAYS}
+        f = len(a["frame"])
+        for name, shape in (
+            ("found", (f,)), ("pose_rotation", (f, 3, 3)), ("pose_translation", (f, 3)), ("pose_scale", (f,)),
+            ("pose_yaw_pitch_roll", (f, 3)), ("landmarks_3d", (f, N_LANDMARKS, 3)),
+        ):  # fmt: skip
+            _check(a, name, shape)
+        return cls(
+            video=str(video), fps=float(reply["fps"]), frame_size=tuple(int(v) for v in reply["frame_size"]),
+            every=int(reply["every"]), frame=a["frame"].astype(np.int64), found=a["found"].astype(bool),
+            rotation=a["pose_rotation"].astype(np.float64), translation=a["pose_translation"].astype(np.float64),
+            scale=a["pose_scale"].astype(np.float64), yaw_pitch_roll=a["pose_yaw_pitch_roll"].astype(np.float64),
+            landmarks_3d=a["landmarks_3d"].astype(np.float64), mesh_cache=reply.get("mesh_cache"),
+            mesh_cache_first_frame=reply.get("mesh_cache_first_frame"),
+        )  # fmt: skip

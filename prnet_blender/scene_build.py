@@ -201,8 +201,9 @@ def build_landmarks(face: FaceResult, *, parent, collection, created: list) -> l
     frontal = frontal_landmarks(face.landmarks_3d, face.rotation, face.translation, face.scale)
     local = engine_to_blender(frontal - face.head_pivot)
     empties = []
-    for name, pos, seen in zip(face.landmark_names, local, face.landmark_visibility):
+    for index, (name, pos, seen) in enumerate(zip(face.landmark_names, local, face.landmark_visibility)):
         empty = track(created, bpy.data.objects.new(name, None))
+        empty[PROP + "landmark"] = index  # iBUG index (0-based): the name may gain a .001 suffix
         empty.empty_display_type = LANDMARK_EMPTY_TYPE
         empty.empty_display_size = LANDMARK_EMPTY_SIZE_M
         empty.parent = parent

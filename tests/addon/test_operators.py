@@ -17,7 +17,7 @@ from addon_env import NO_BPY_REASON, REPO
 
 bpy = pytest.importorskip("bpy", reason=NO_BPY_REASON)
 
-from prnet_blender import client, operators, preferences, properties  # noqa: E402
+from prnet_blender import client, operators, preferences, properties, track_operators  # noqa: E402
 
 MODAL_TIMEOUT_S = 120.0  # the shared CI machine is slow; a warm worker answers in ≈ 2 s
 
@@ -108,6 +108,52 @@ def test_esc_cancels_and_leaves_the_scene_as_it_was(ui, sample_photo):
     assert op.modal(ui, _event("ESC", "PRESS")) == {"CANCELLED"}
     assert op.reports == [({"WARNING"}, "Reconstruction cancelled")] and not operators.is_busy()
     assert len(bpy.data.objects) == before and not ui.window_manager.timers and ui.workspace.status[-1] is None
+
+
+class TrackOperator(track_operators.TrackVideo):
+    """Track Video as Blender would run it, minus registration."""
+
+    def __init__(self, video):
+        self.filepath, self.reports = str(video), []
+        self.properties = SimpleNamespace(is_property_set=lambda name: False)
+
+    def report(self, level, message):
+        self.reports.append((set(level), message))
+
+
+@pytest.fixture
+def still_video(tmp_path, sample_photo):
+    sys.path.insert(0, str(REPO / "tests"))
+    from video_clips import still_clip
+
+    from engine.image_io import load_image
+
+    path = tmp_path / "still.avi"
+    still_clip(path, load_image(sample_photo), (224.0, 126.0), 4)
+    return path
+
+
+def test_track_video_runs_modal_with_frames_in_the_status_bar(ui, still_video):
+    op = TrackOperator(still_video)
+    assert op.invoke(ui, _event("NONE")) == {"RUNNING_MODAL"} and operators.is_busy()
+    assert PhotoOperator(still_video).invoke(ui, _event("NONE")) == {"CANCELLED"}  # one at a time
+    deadline = time.monotonic() + MODAL_TIMEOUT_S
+    while (state := op.modal(ui, _event("TIMER"))) == {"PASS_THROUGH"} and time.monotonic() < deadline:
+        time.sleep(operators.TIMER_S)
+    assert state == {"FINISHED"} and not operators.is_busy(), op.reports
+    assert op.reports[-1][1].startswith("still: 4 frames tracked")
+    assert any("frame" in text and "frames/s" in text for text in ui.workspace.status if text)
+    head = bpy.data.objects["still"]
+    assert head.animation_data.action is not None and ui.workspace.status[-1] is None
+
+
+def test_esc_cancels_tracking_and_builds_nothing(ui, still_video):
+    before = len(bpy.data.objects)
+    op = TrackOperator(still_video)
+    op.invoke(ui, _event("NONE"))
+    assert op.modal(ui, _event("ESC", "PRESS")) == {"CANCELLED"}
+    assert op.reports == [({"WARNING"}, "Tracking cancelled")] and not operators.is_busy()
+    assert len(bpy.data.objects) == before and not ui.window_manager.timers
 
 
 def test_the_image_editors_photo_becomes_the_photo_to_reconstruct(sample_photo):
