@@ -45,7 +45,8 @@ from .visibility import ZBuffer, landmark_visibility
 
 FAST_CHECK_EVERY = 5  # fast mode: the mirror check on every 5th followed frame (+20 % network time)
 JUMP_CHECK = 0.15  # fast mode: a crop that moved by more than this fraction of its side is checked at once
-MIN_MOTION = 0.01  # a landmark box that moved less than this (× side) since the frame before is not extrapolated
+CROP_HOLD = 0.02  # the crop stays put while the landmark box is within this (× side) of it (still-face jitter)
+MIN_MOTION = 0.02  # a landmark box that moved less than this (× side) since the frame before is not extrapolated
 RECROP_TOLERANCE = 0.04  # a crop whose landmarks' box lies farther off than this (× side) is cut again
 RECROP_PASSES = 1  # extra passes per frame at most when the face moved faster than predicted
 MIN_INSIDE = 0.5  # lost when less than this fraction of the landmarks' box lies inside the frame
@@ -161,9 +162,12 @@ class FaceTracker:
 
     def _predicted_roi(self) -> BoundingBox:
         """The crop for the next frame: the last frame's landmark box moved on by its change since the
-        frame before (constant velocity of centre and size); kept where it is when there is no frame
-        before or it moved less than :data:`MIN_MOTION` (noise, which extrapolation would double)."""
+        frame before (constant velocity of centre and size); not moved on when there is no frame before
+        or it moved less than :data:`MIN_MOTION` (noise, which extrapolation would double); the last
+        crop itself while the box lies within :data:`CROP_HOLD` of it."""
         last = roi_from_landmarks(self._last[0][:, :2])
+        if roi_change(self._last[1], last) < CROP_HOLD:
+            return self._last[1]  # a still face keeps its crop: the same pixels in, the same landmarks out
         if self._before is None or roi_change(self._before, last) < MIN_MOTION:
             return last
         (cx, cy), (px, py) = last.center, self._before.center

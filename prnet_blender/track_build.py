@@ -124,9 +124,14 @@ def _mesh_cache(head, track: TrackResult) -> None:
     mod.cache_format = "PC2"
     mod.filepath = _blend_relative(track.mesh_cache)
     mod.time_mode, mod.play_mode = "FRAME", "SCENE"
-    mod.frame_start = float(blender_frame(track.mesh_cache_first_frame))
-    mod.frame_scale = 1.0 / track.every
+    mod.frame_start, mod.frame_scale = mesh_cache_timing(track.mesh_cache_first_frame, track.every)
     mod.forward_axis, mod.up_axis = "POS_Y", "POS_Z"  # the cache is written in the mesh's own axes
+
+
+def mesh_cache_timing(first_index: int, every: int) -> tuple[float, float]:
+    """The Mesh Cache modifier's (frame_start, frame_scale) that play sample k at the Blender frame of
+    video frame ``first_index + k · every``: the modifier reads sample ``frame · scale − start``."""
+    return float(blender_frame(first_index)) / every, 1.0 / every
 
 
 def _blend_relative(path: str) -> str:

@@ -135,3 +135,11 @@ def test_the_mesh_cache_plays_the_workers_samples(tracked):
         evaluated.vertices.foreach_get("co", co)
         np.testing.assert_allclose(co.reshape(-1, 3), samples[i], atol=CACHE_TOLERANCE_M)
     assert np.abs(samples[-1] - samples[0]).max() > CACHE_TOLERANCE_M  # the expression moves the mesh
+    first, every = 3, 2  # the same samples read as a track of every 2nd frame from video frame 3
+    mod.frame_start, mod.frame_scale = track_build.mesh_cache_timing(first, every)
+    for k in (0, 2):
+        scene.frame_set(track_build.blender_frame(first + k * every))
+        evaluated = head.evaluated_get(bpy.context.evaluated_depsgraph_get()).to_mesh()
+        co = np.empty(len(evaluated.vertices) * 3, np.float32)
+        evaluated.vertices.foreach_get("co", co)
+        np.testing.assert_allclose(co.reshape(-1, 3), samples[k], atol=CACHE_TOLERANCE_M)
