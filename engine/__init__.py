@@ -39,6 +39,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "Reconstructor":  # before torch loads (engine.device.prefer_passive_threads)
+        from .device import prefer_passive_threads
+
+        prefer_passive_threads()
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'engine' has no attribute {name!r}")

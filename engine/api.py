@@ -19,14 +19,17 @@ from .detect import FaceDetector, default_fallback_detector, get_detector
 from .device import autocast_dtype, pick_device
 from .errors import InvalidOptionError
 from .face_search import FaceSearch
+from .fused import fuse_model
 from .image_io import load_image
 from .mesh import mesh_uv
 from .options import (
     DEFAULT_MOUTH,
+    DEFAULT_QUALITY,
     DEFAULT_TEXTURE_MODE,
     DEFAULT_TEXTURE_SIZE,
     ReconstructOptions,
     check_mouth_mode,
+    check_quality,
     check_texture_mode,
     check_texture_size,
 )
@@ -47,7 +50,8 @@ class Reconstructor:
     none, its boxes kept only where the network confirms them — by default the relaxed cascades and
     close-up boxes when ``detector`` is the default one, else none.
 
-    After each call, :attr:`last_times` holds the milliseconds spent per stage.
+    After each call, :attr:`last_times` holds the milliseconds spent per stage, and
+    ``passes.images`` how many crops the network ran (mirror images included).
     """
 
     def __init__(
@@ -69,8 +73,9 @@ class Reconstructor:
         self.bundle, self.options, self.layout = bundle, options, layout
         self.device = pick_device(options.device)
         self.uv = mesh_uv(layout)
+        self.shift_average = bundle.shift_average if options.shift_average is None else options.shift_average
         self.clock = StageClock()
-        model = bundle.build_model(self.device)
+        model = fuse_model(bundle.build_model(self.device))  # the inference form: same maps, less work
         self.passes = NetworkPasses(
             model,
             Readout.build(layout, bundle.input_size, base_map=model.mean_map_array()),
@@ -78,7 +83,7 @@ class Reconstructor:
             amp_dtype=autocast_dtype(self.device),
             refine=options.refine,
             flip_average=bundle.flip_average if options.flip_average is None else options.flip_average,
-            shift_average=bundle.shift_average if options.shift_average is None else options.shift_average,
+            shift_average=self.shift_average,
             crop_zoom=bundle.crop_zoom if options.crop_zoom is None else options.crop_zoom,
             landmark_model=bundle.landmark_model if options.fit_landmarks else None,
             clock=self.clock,
@@ -112,11 +117,14 @@ class Reconstructor:
         texture_size: int = DEFAULT_TEXTURE_SIZE,
         texture_mode: str = DEFAULT_TEXTURE_MODE,
         mouth: str = DEFAULT_MOUTH,
+        quality: str = DEFAULT_QUALITY,
     ) -> list[FaceReconstruction]:
         """Reconstruct the faces in ``image`` (path or array). ``boxes`` (face boxes, image px) skip
         detection; ``all_faces=False`` keeps the largest face only; ``texture_size`` within
         engine.options' limits; ``texture_mode`` (``complete`` or ``photo``, engine.texture) and
-        ``mouth`` (``closed`` or ``open``, engine.mouth) shape the asset. No face → ``[]``."""
+        ``mouth`` (``closed`` or ``open``, engine.mouth) shape the asset; ``quality`` ``preview`` skips
+        shift averaging (``full``: the options' or bundle's averaging). No face → ``[]``."""
+        self.passes.shift_average = self.shift_average and check_quality(quality) == "full"
         texture_size = check_texture_size(texture_size)
         texture_mode = check_texture_mode(texture_mode)
         mouth = check_mouth_mode(mouth)
@@ -124,7 +132,11 @@ class Reconstructor:
         rgb = load_image(image)
         t1 = time.perf_counter()
         self.clock.seconds.clear()
-        found = self.search.find(rgb, boxes=boxes, all_faces=all_faces)
+        self.passes.images = 0
+        try:
+            found = self.search.find(rgb, boxes=boxes, all_faces=all_faces)
+        finally:
+            self.passes.forget()
         t2 = time.perf_counter()
         measured = {"decode": (t1 - t0) * 1e3, "detect": self.clock["detect"] * 1e3, "crop": self.clock["crop"] * 1e3}
         measured["network"] = (t2 - t1) * 1e3 - measured["detect"] - measured["crop"]

@@ -1,8 +1,12 @@
-"""``python -m engine bench``: per-stage latency of one photo → mesh + texture + landmarks + pose.
+"""``python -m engine bench``: per-stage latency of one photo → mesh + texture + landmarks + pose + files.
 
 The sample photo (512²) is placed on a 1280×960 canvas, the size of a typical phone/webcam still,
-so that decoding and detection cost what they would on a real photo. Each stage's median over the
-repeats is printed for every available device, after warm-up runs (first calls allocate and JIT).
+so that decoding and detection cost what they would on a real photo. For every available device and
+each quality (engine.options.QUALITIES), the median of each stage over the repeats is printed after
+warm-up runs (first calls allocate and JIT): the stages of engine.stage_times, writing the default
+files of the face (OBJ, MTL, texture PNG, landmark and pose JSON), the crops the network ran per
+face, and — measured in the same process, as the yardstick of the speed goal — the PRNet network
+alone (ResFCN at 256², fp32, channels_last, batch 1, random weights) and the total's ratio to it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -17,11 +22,13 @@ import numpy as np
 
 from .api import Reconstructor
 from .device import available_devices
+from .export import export_face
 from .image_io import load_image, sample_photo_path
-from .options import DEFAULT_TEXTURE_SIZE, ReconstructOptions
+from .options import DEFAULT_TEXTURE_SIZE, QUALITIES, ReconstructOptions
 
 BENCH_SIZE = (960, 1280)  # (height, width) of the benchmark photo
 WARMUP_RUNS = 3
+REFERENCE_INPUT = 256  # PRNet's own input size: the reference network of the speed goal
 
 
 def bench_photo() -> np.ndarray:
@@ -35,41 +42,84 @@ def bench_photo() -> np.ndarray:
     return canvas
 
 
+def reference_network_ms(device: str, repeats: int) -> float:
+    """Median ms of one forward of PRNet's ResFCN (256², fp32, channels_last, batch 1) on ``device``."""
+    import torch
+
+    from .network import ResFCN
+
+    net = ResFCN(input_size=REFERENCE_INPUT).eval().to(device, memory_format=torch.channels_last)
+    x = torch.rand(1, 3, REFERENCE_INPUT, REFERENCE_INPUT, device=device).contiguous(memory_format=torch.channels_last)
+    times = []
+    with torch.no_grad():
+        for i in range(WARMUP_RUNS + repeats):
+            t0 = time.perf_counter()
+            net(x)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if i >= WARMUP_RUNS:
+                times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
 def run_bench(
     *,
     bundle: str | Path | None = None,
     devices: list[str] | None = None,
     repeats: int = 20,
     texture_size: int = DEFAULT_TEXTURE_SIZE,
-) -> dict[str, dict[str, float]]:
-    """Print and return ``{device: {stage: median ms, "total": ms}}``."""
-    results = {}
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Print and return ``{device: {quality: {stage: median ms, "files", "total", "images",
+    "reference", "ratio"}}}``."""
+    results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "bench.jpg"
         if not cv2.imwrite(str(photo), cv2.cvtColor(bench_photo(), cv2.COLOR_RGB2BGR)):
             raise RuntimeError("could not write the benchmark photo")
         for device in devices or available_devices():
-            results[device] = _bench_device(photo, bundle, device, repeats, texture_size)
+            rec = Reconstructor.from_bundle(bundle, ReconstructOptions(device=device))
+            reference = reference_network_ms(device, repeats)
+            results[device] = {}
+            for quality in QUALITIES:
+                med = _bench_quality(rec, photo, Path(tmp), quality, repeats, texture_size)
+                med.update(reference=reference, ratio=med["total"] / reference)
+                results[device][quality] = med
+            _print(device, rec, results[device], repeats, texture_size)
     return results
 
 
-def _bench_device(photo: Path, bundle: str | Path | None, device: str, repeats: int, texture_size: int) -> dict:
-    rec = Reconstructor.from_bundle(bundle, ReconstructOptions(device=device))
-    samples: dict[str, list[float]] = {name: [] for name in rec.last_times.as_dict()}
-    totals = []
+def _bench_quality(rec, photo: Path, out: Path, quality: str, repeats: int, texture_size: int) -> dict[str, float]:
+    samples: dict[str, list[float]] = {name: [] for name in (*rec.last_times.as_dict(), "files", "total")}
+    images = []
     for i in range(WARMUP_RUNS + repeats):
-        if not rec(photo, all_faces=False, texture_size=texture_size):
+        faces = rec(photo, all_faces=False, texture_size=texture_size, quality=quality)
+        if not faces:
             raise RuntimeError("benchmark photo: no face found")
+        t0 = time.perf_counter()
+        export_face(faces[0], out, "bench")
+        files_ms = (time.perf_counter() - t0) * 1e3
         if i >= WARMUP_RUNS:
             for name, ms in rec.last_times.as_dict().items():
                 samples[name].append(ms)
-            totals.append(rec.last_times.total)
+            samples["files"].append(files_ms)
+            samples["total"].append(rec.last_times.total + files_ms)
+            images.append(rec.passes.images)
     med = {k: statistics.median(v) for k, v in samples.items()}
-    med["total"] = statistics.median(totals)
+    med["images"] = statistics.median(images)
+    return med
+
+
+def _print(device: str, rec, by_quality: dict, repeats: int, texture_size: int) -> None:
     sys.stdout.write(
         f"{device}: {rec.bundle.bundle_id}, photo {BENCH_SIZE[1]}x{BENCH_SIZE[0]}, texture {texture_size}², "
         f"{repeats} runs (median ms)\n"
     )
-    for k, v in med.items():
-        sys.stdout.write(f"  {k:<9} {v:8.1f}\n")
-    return med
+    sys.stdout.write(f"  {'stage':<10}" + "".join(f"{q:>10}" for q in by_quality) + "\n")
+    for key in next(iter(by_quality.values())):
+        if key in ("reference", "ratio", "images"):
+            continue
+        sys.stdout.write(f"  {key:<10}" + "".join(f"{m[key]:10.1f}" for m in by_quality.values()) + "\n")
+    sys.stdout.write(f"  {'crops/face':<10}" + "".join(f"{m['images']:10.0f}" for m in by_quality.values()) + "\n")
+    reference = next(iter(by_quality.values()))["reference"]
+    sys.stdout.write(f"  PRNet ResFCN 256² alone (fp32, channels_last, batch 1): {reference:.1f} ms\n")
+    sys.stdout.write(f"  {'× PRNet':<10}" + "".join(f"{m['ratio']:10.2f}" for m in by_quality.values()) + "\n")

@@ -22,12 +22,14 @@ from .errors import EngineError, ImageWarning, InvalidOptionError
 from .options import (
     DEFAULT_MOUTH,
     DEFAULT_QUAD_CELLS,
+    DEFAULT_QUALITY,
     DEFAULT_TEXTURE_MODE,
     DEFAULT_TEXTURE_SIZE,
     DEFAULT_TOPOLOGY,
     MOUTH_MODES,
     QUAD_CELLS_MAX,
     QUAD_CELLS_MIN,
+    QUALITIES,
     TEXTURE_MODES,
     TEXTURE_SIZE_MAX,
     TEXTURE_SIZE_MIN,
@@ -105,6 +107,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                 texture_size=args.texture_size,
                 texture_mode=args.texture_mode,
                 mouth=args.mouth,
+                quality=args.quality,
             )
             stem = _unique_stem(Path(photo).stem, used_stems)
             if stem != Path(photo).stem:
@@ -242,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     r.add_argument(
+        "--quality",
+        choices=QUALITIES,
+        default=DEFAULT_QUALITY,
+        help="full: the model's averaging; preview: no shift averaging (about 40 %% less network time, a "
+        "little less accurate) (default: %(default)s)",
+    )
+    r.add_argument(
         "--rig",
         action="store_true",
         help="also write STEM.rig.json (bones) and STEM.rig.npz (skin weights) for the mesh (see README)",
@@ -283,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .device import prefer_passive_threads
+
+    prefer_passive_threads()  # before anything imports torch
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "texture_size", None) is not None:

@@ -14,6 +14,7 @@ stages all its files before replacing any, so a failure leaves no half-written f
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Iterable
@@ -36,6 +37,8 @@ DEFAULT_FORMATS = ("obj", "landmarks", "pose")
 MATERIAL_NAME = "face"
 XYZ_FORMAT = "%.4f"  # 1e-4 px: far below the reconstruction's accuracy, keeps OBJ files small
 UV_FORMAT = "%.6f"  # 1e-6 of the texture side: < 1/1000 texel even at 1024²
+LAYOUT_LINES_KEPT = 4  # mesh kinds whose vt/f lines are kept: closed/open mouth × triangles, a quad grid
+_LAYOUT_LINES: dict[bytes, tuple[str, str]] = {}
 JSON_DECIMALS = 4  # px / degrees; same reasoning as XYZ_FORMAT
 IMAGE_FRAME = "image px of the upright photo: origin top-left, x right, y down, z toward the camera (larger = nearer)"
 POSE_CONVENTION = (
@@ -185,10 +188,27 @@ def _obj_bytes(mesh: FaceMesh, mtl_name: str, material: str) -> bytes:
         f"mtllib {mtl_name}\no face\n"
     )
     v = (f"v {XYZ_FORMAT} {XYZ_FORMAT} {XYZ_FORMAT}\n" * n) % tuple(_mesh_xyz(mesh).ravel())
-    vt = (f"vt {UV_FORMAT} {UV_FORMAT}\n" * n) % tuple(np.asarray(mesh.uv, np.float64).ravel())
-    line = "f" + " %d/%d" * faces.shape[1] + "\n"
-    f = (line * len(faces)) % tuple(np.repeat(faces, 2, axis=1).ravel())
+    vt, f = _layout_lines(np.asarray(mesh.uv), faces)
     return (head + v + vt + f"usemtl {material}\ns off\n" + f).encode("utf-8")
+
+
+def _layout_lines(uv: np.ndarray, faces: np.ndarray) -> tuple[str, str]:
+    """The ``vt`` and ``f`` lines of a mesh (1-based ``faces``): the same for every face of a layout
+    and mesh kind, so they are formatted once and kept (:data:`LAYOUT_LINES_KEPT` kinds), keyed by a
+    hash of the arrays."""
+    digest = hashlib.blake2b(digest_size=16)
+    for a in (uv, faces):
+        digest.update(str((a.dtype, a.shape)).encode())
+        digest.update(np.ascontiguousarray(a).data)
+    key = digest.digest()
+    if key not in _LAYOUT_LINES:
+        vt = (f"vt {UV_FORMAT} {UV_FORMAT}\n" * len(uv)) % tuple(np.asarray(uv, np.float64).ravel())
+        line = "f" + " %d/%d" * faces.shape[1] + "\n"
+        f = (line * len(faces)) % tuple(np.repeat(faces, 2, axis=1).ravel())
+        while len(_LAYOUT_LINES) >= LAYOUT_LINES_KEPT:
+            _LAYOUT_LINES.pop(next(iter(_LAYOUT_LINES)))
+        _LAYOUT_LINES[key] = (vt, f)
+    return _LAYOUT_LINES[key]
 
 
 def _mtl_bytes(texture_file_name: str, material: str) -> bytes:

@@ -29,7 +29,7 @@ from .shape_model import LandmarkShapeModel
 from .stage_times import StageClock
 from .turns import TurnedCrop
 from .types import BoundingBox
-from .verify import flip_disagreement
+from .verify import flip_disagreement, pair_disagreement, unmirror_map_arrays
 
 REFINE_MAX_PASSES = 6  # network passes per face at most: a face framed badly by a detector settles within 6
 REFINE_TOLERANCE = 0.02  # settled: the next crop would move by less than this fraction of the roi side
@@ -73,11 +73,15 @@ class NetworkPasses:
         self.refine_crops, self.flip_average, self.shift_average = refine, flip_average, shift_average
         self.crop_zoom, self.landmark_model = crop_zoom, landmark_model
         self.clock = clock if clock is not None else StageClock()
+        self.images = 0  # crops (mirror images included) run through the network since the last reset
+        self._seen_image: np.ndarray | None = None  # the image whose crops' mirror disagreements are remembered
+        self._seen: dict[tuple[float, ...], float] = {}
 
     # -- one pass ---------------------------------------------------------------------------------
     def predict_maps(self, crops: np.ndarray) -> np.ndarray:
         """(B, S, S, 3) uint8 RGB crops → (B, S, S, 3) float32 position maps in crop px (averaged with
         the mirrored crops' when ``flip_average``)."""
+        self.images += len(crops) * (2 if self.flip_average else 1)
         return predict_position_maps(self.model, crops, amp_dtype=self.amp_dtype, flip_average=self.flip_average)
 
     def crops(self, image: np.ndarray, rois: list[BoundingBox]) -> tuple[np.ndarray, list[CropTransform]]:
@@ -87,14 +91,37 @@ class NetworkPasses:
             return np.stack(crops), list(transforms)
 
     def run_network(self, image: np.ndarray, rois: list[BoundingBox]) -> tuple[np.ndarray, list[CropTransform]]:
-        """One pass over the rois of the RGB ``image``: (F, S, S, 3) maps in crop px and their crops."""
+        """One pass over the rois of the RGB ``image``: (F, S, S, 3) maps in crop px and their crops.
+        With flip averaging, the mirror disagreement of each crop is remembered (the pass computed
+        both halves), so :meth:`mirror_disagreement` of the same image and rois runs no network."""
         crops, transforms = self.crops(image, rois)
-        return self.predict_maps(crops), transforms
+        if not self.flip_average:
+            return self.predict_maps(crops), transforms
+        f = len(crops)
+        self.images += 2 * f
+        both = predict_position_maps(self.model, np.concatenate([crops, crops[:, :, ::-1]]), amp_dtype=self.amp_dtype)
+        back = unmirror_map_arrays(both[f:])
+        self._remember(image, rois, [pair_disagreement(both[i], back[i], self.readout) for i in range(f)])
+        return 0.5 * (both[:f] + back), transforms
 
     def mirror_disagreement(self, image: np.ndarray, rois: list[BoundingBox]) -> np.ndarray:
-        """(F,) :func:`engine.verify.flip_disagreement` (percent) of the crops of ``rois`` (image px)."""
+        """(F,) :func:`engine.verify.flip_disagreement` (percent) of the crops of ``rois`` (image px):
+        remembered from a flip-averaged pass over the same image and roi, else computed."""
+        keys = [tuple(r.as_list()) for r in rois]
+        if self._seen_image is image and all(k in self._seen for k in keys):
+            return np.array([self._seen[k] for k in keys])
         crops, _ = self.crops(image, rois)
+        self.images += 2 * len(crops)
         return flip_disagreement(self.model, crops, self.readout, amp_dtype=self.amp_dtype)
+
+    def _remember(self, image: np.ndarray, rois: list[BoundingBox], disagreement: list[float]) -> None:
+        if self._seen_image is not image:  # a new image: what was seen of the last one no longer applies
+            self._seen_image, self._seen = image, {}
+        self._seen.update({tuple(r.as_list()): d for r, d in zip(rois, disagreement)})
+
+    def forget(self) -> None:
+        """Drop what :meth:`run_network` remembered (and the image it holds)."""
+        self._seen_image, self._seen = None, {}
 
     def landmarks(self, out_map: np.ndarray, transform: CropTransform | TurnedCrop) -> np.ndarray:
         """(68, 3) float64 landmarks in image px of a (S, S, 3) map in crop px: the read-out, fitted to

@@ -44,6 +44,7 @@ from .errors import InvalidOptionError
 from .options import (
     DEFAULT_MOUTH,
     DEFAULT_QUAD_CELLS,
+    DEFAULT_QUALITY,
     DEFAULT_TEXTURE_MODE,
     DEFAULT_TEXTURE_SIZE,
     DEFAULT_TOPOLOGY,
@@ -51,6 +52,7 @@ from .options import (
     check_choice,
     check_mouth_mode,
     check_quad_cells,
+    check_quality,
     check_texture_mode,
     check_texture_size,
     parse_boxes,
@@ -74,6 +76,7 @@ OPTION_DEFAULTS = {
     "mouth": DEFAULT_MOUTH,  # closed / open (engine.mouth)
     "topology": DEFAULT_TOPOLOGY,  # triangles / quads (engine.quad_mesh)
     "quad_cells": DEFAULT_QUAD_CELLS,  # quad grid cells across the UV square
+    "quality": DEFAULT_QUALITY,  # full / preview (engine.api: preview skips shift averaging)
     "device": None,  # None: the worker's --device
     "bundle": None,  # model bundle folder; None: the worker's --bundle, else the shipped model
     "boxes": None,  # [[left, top, right, bottom], ...] photo px: skip detection
@@ -217,6 +220,7 @@ def request_options(raw: Any, *, device: str, bundle: str | None) -> dict[str, A
         "mouth": check_mouth_mode(opts["mouth"]),
         "topology": check_choice(opts["topology"], TOPOLOGIES, "topology"),
         "quad_cells": check_quad_cells(opts["quad_cells"]),
+        "quality": check_quality(opts["quality"]),
         "device": check_device_name(opts["device"] or device),
         "bundle": _bundle(opts["bundle"]) or bundle,
         "boxes": None if opts["boxes"] is None else parse_boxes(opts["boxes"], what="boxes option"),

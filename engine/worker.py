@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import protocol as P
-from .device import DEFAULT_DEVICE
+from .device import DEFAULT_DEVICE, prefer_passive_threads
 from .errors import (
     BundleFormatError,
     ImageWarning,
@@ -152,6 +152,7 @@ class Worker:
                 texture_size=options["texture_size"],
                 texture_mode=options["texture_mode"],
                 mouth=options["mouth"],
+                quality=options["quality"],
             )
         except (InvalidImageError, InvalidOptionError) as exc:  # an unreadable photo, a box off the photo
             raise RequestError(P.BAD_INPUT, one_line(str(exc))) from exc
@@ -254,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", default=None, help="default model bundle when a request names none")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="[engine.worker] %(message)s")
+    prefer_passive_threads()  # before torch loads: Blender is busy beside the worker
     try:
         from . import api  # noqa: F401 - fail fast, before any request, when torch & co. are missing
     except ImportError as exc:

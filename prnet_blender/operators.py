@@ -109,6 +109,7 @@ class _PhotoQueueOperator:
     def _prepare(self, context) -> bool:
         o = {name: self._option(context, name) for name in OPTION_NAMES}
         self._request = {
+            "quality": o["quality"],
             "texture_size": int(o["texture_size"]),
             "all_faces": o["all_faces"],
             "texture_mode": o["texture_mode"],

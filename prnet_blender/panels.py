@@ -20,6 +20,7 @@ class PRNET_PT_main(bpy.types.Panel):
         row.operator(pickers.PRNET_OT_use_editor_image.bl_idname, text="", icon="IMAGE_DATA")
 
         col = layout.column(heading="Options")
+        col.prop(settings, "quality")
         col.prop(settings, "texture_size")
         col.prop(settings, "device")
         col.prop(settings, "all_faces")

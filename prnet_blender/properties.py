@@ -37,7 +37,12 @@ TOPOLOGY_LABELS = {  # engine.options.TOPOLOGIES
     "triangles": ("Triangles", "The dense mesh, one vertex per position-map pixel (45k vertices)"),
     "quads": ("Quads", "A regular all-quad grid, for sculpting, subdividing and retopology"),
 }
+QUALITY_LABELS = {  # engine.options.QUALITIES
+    "full": ("Full", "The model's full averaging: the most accurate"),
+    "preview": ("Preview", "No shift averaging: about 40 % less network time, a little less accurate"),
+}
 OPTION_NAMES = (  # shared by the settings and the operators' arguments
+    "quality",
     "texture_size",
     "all_faces",
     "texture_mode",
@@ -58,6 +63,12 @@ OPTION_NAMES = (  # shared by the settings and the operators' arguments
 def option_properties() -> dict:
     """Fresh property definitions for the reconstruction options (settings and operators share them)."""
     return {
+        "quality": EnumProperty(
+            name="Quality",
+            items=tuple((k, *QUALITY_LABELS[k]) for k in _options.QUALITIES),
+            default=_options.DEFAULT_QUALITY,
+            description="How much averaging the network does",
+        ),
         "texture_size": EnumProperty(
             name="Texture", items=TEXTURE_SIZE_ITEMS, default=DEFAULT_TEXTURE_SIZE, description="UV texture size"
         ),

@@ -12,6 +12,7 @@ from engine.api import Reconstructor
 from engine.crop import CropTransform, roi_from_landmarks
 from engine.detect import FixedBoxDetector, roi_from_detection
 from engine.errors import InvalidOptionError
+from engine.image_io import load_image, sample_photo_path
 from engine.mesh import outer_border
 from engine.passes import REFINE_MAX_PASSES
 from engine.types import BoundingBox
@@ -231,3 +232,34 @@ def test_a_given_box_off_the_photo_is_refused_not_turned_into_a_face(rec, box, t
 def test_a_given_box_cut_by_the_photos_edge_still_reconstructs(rec):
     (face,) = rec(gradient_photo(), boxes=[BoundingBox(-40, 140, 160, 340)], texture_size=256)
     assert face.vertices.shape[0] == rec.layout.n_vertices
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Reconstructor.from_bundle()  # flip and shift averaging on
+
+
+def test_preview_quality_skips_shift_averaging(shipped):
+    rec = shipped
+    photo = load_image(sample_photo_path())
+    full = rec(photo, all_faces=False, texture_size=256)[0]
+    full_images = rec.passes.images
+    preview = rec(photo, all_faces=False, texture_size=256, quality="preview")[0]
+    assert full_images - rec.passes.images == 8  # four shifted crops, each with its mirror image
+    assert np.abs(preview.landmarks_3d - full.landmarks_3d).max() < 5.0  # px: the same face
+    with pytest.raises(InvalidOptionError, match="quality"):
+        rec(photo, quality="draft")
+
+
+def test_the_mirror_check_of_a_flip_averaged_crop_runs_no_network(shipped):
+    rec = shipped
+    photo = load_image(sample_photo_path())
+    roi = BoundingBox(140.0, 40.0, 310.0, 210.0)
+    rec.passes.run_network(photo, [roi])
+    before = rec.passes.images
+    remembered = rec.passes.mirror_disagreement(photo, [roi])
+    assert rec.passes.images == before
+    rec.passes.forget()
+    computed = rec.passes.mirror_disagreement(photo, [roi])
+    assert rec.passes.images == before + 2
+    np.testing.assert_allclose(remembered, computed, atol=1e-3)

@@ -77,3 +77,16 @@ def test_geometry_modules_do_not_import_torch(module):
 def test_engine_package_import_is_light():
     """`import engine` alone must not pull torch (the Blender side reads engine metadata cheaply)."""
     assert "torch" not in _loaded_after("import engine")
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_threads_sleep_between_passes_unless_the_user_says_otherwise(preset, expected):
+    """engine.device.prefer_passive_threads runs before torch loads (a user's setting wins)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset is not None:
+        env["OMP_WAIT_POLICY"] = preset
+    code = "import os, engine; engine.Reconstructor; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected

@@ -95,6 +95,19 @@ def test_obj_frame_uv_faces_and_winding(tmp_path: Path) -> None:
     assert (normals[:, 2] > 0).all()  # frontal face: every normal toward the viewer (+z)
 
 
+def test_meshes_of_one_layout_share_formatted_lines_and_others_get_their_own(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    recon = _recon()
+    moved = replace(recon, vertices=recon.vertices + 1.0)  # another face of the same layout
+    flipped = replace(recon, triangles=recon.triangles[:, ::-1].copy(), uv=1.0 - recon.uv)  # another mesh kind
+    for name, r in (("a", recon), ("b", moved), ("c", flipped), ("d", recon)):
+        v, vt, f, _ = _read_obj(write_obj(tmp_path / f"{name}.obj", r))
+        assert_close(v, r.vertices * np.array([1, -1, 1], np.float32), OBJ_POSITION_PX, f"OBJ {name} v")
+        assert_close(vt, r.uv, OBJ_UV, f"OBJ {name} vt")
+        np.testing.assert_array_equal(f - 1, r.triangles)
+
+
 def test_mtl_points_to_relative_texture(tmp_path: Path) -> None:
     text = write_mtl(tmp_path / "face.mtl", "face_texture.png").read_text()
     assert "newmtl face" in text and "map_Kd face_texture.png" in text.splitlines()
