@@ -39,10 +39,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Reconstructor":  # before torch loads (engine.device.prefer_passive_threads)
-        from .device import prefer_passive_threads
+    if name == "Reconstructor":  # before torch loads (engine.device.limit_thread_spinning)
+        from .device import limit_thread_spinning
 
-        prefer_passive_threads()
+        limit_thread_spinning()
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'engine' has no attribute {name!r}")

@@ -293,9 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .device import prefer_passive_threads
+    from .device import limit_thread_spinning
 
-    prefer_passive_threads()  # before anything imports torch
+    limit_thread_spinning()  # before anything imports torch
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "texture_size", None) is not None:

@@ -13,20 +13,21 @@ from .errors import InvalidOptionError
 if TYPE_CHECKING:
     import torch
 
-THREAD_POLICY = {"OMP_WAIT_POLICY": "PASSIVE"}  # idle OpenMP threads sleep instead of spinning (see below)
+SPIN_COUNT = "10000"  # libgomp spin iterations before an idle thread sleeps (its default: 300,000)
 DEVICES = ("cpu", "cuda", "mps", "auto")  # "cuda:N" also names one CUDA GPU
 DEFAULT_DEVICE = "cpu"  # the CPU build of torch is what the install commands give
 
 
-def prefer_passive_threads() -> None:
-    """Ask OpenMP (torch's CPU threads) to sleep between parallel regions instead of spin-waiting:
-    spinning threads fight any other busy process (Blender's own, a second engine) and made a photo
-    4–5× slower under load, at no gain when alone. Takes effect only before torch is first imported
-    (the CLI, the worker and ``engine.Reconstructor`` call it first); a value the user set wins."""
+def limit_thread_spinning() -> None:
+    """Let torch's idle OpenMP threads (libgomp, the Linux CPU wheels') sleep after :data:`SPIN_COUNT`
+    spins instead of 300,000: spinning threads fight any other busy process (Blender, a second
+    engine), while never spinning slows every pass (the measurements: docs/decisions.md, "Threads").
+    Takes effect only before torch is first imported (the CLI, the worker and
+    ``engine.Reconstructor`` call it first); a wait policy or spin count the user set wins."""
     import os
 
-    for name, value in THREAD_POLICY.items():
-        os.environ.setdefault(name, value)
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
 
 
 def check_device_name(name: object) -> str:

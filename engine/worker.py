@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import protocol as P
-from .device import DEFAULT_DEVICE, prefer_passive_threads
+from .device import DEFAULT_DEVICE, limit_thread_spinning
 from .errors import (
     BundleFormatError,
     ImageWarning,
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", default=None, help="default model bundle when a request names none")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="[engine.worker] %(message)s")
-    prefer_passive_threads()  # before torch loads: Blender is busy beside the worker
+    limit_thread_spinning()  # before torch loads: Blender is busy beside the worker
     try:
         from . import api  # noqa: F401 - fail fast, before any request, when torch & co. are missing
     except ImportError as exc:

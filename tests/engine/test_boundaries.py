@@ -79,14 +79,16 @@ def test_engine_package_import_is_light():
     assert "torch" not in _loaded_after("import engine")
 
 
-@pytest.mark.parametrize(("preset", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_threads_sleep_between_passes_unless_the_user_says_otherwise(preset, expected):
-    """engine.device.prefer_passive_threads runs before torch loads (a user's setting wins)."""
+@pytest.mark.parametrize(
+    ("preset", "expected"),
+    [({}, "10000"), ({"GOMP_SPINCOUNT": "5"}, "5"), ({"OMP_WAIT_POLICY": "PASSIVE"}, "unset")],
+)
+def test_idle_threads_spin_briefly_unless_the_user_says_otherwise(preset, expected):
+    """engine.device.limit_thread_spinning runs before torch loads; a user's setting wins."""
     import os
 
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if preset is not None:
-        env["OMP_WAIT_POLICY"] = preset
-    code = "import os, engine; engine.Reconstructor; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(preset)
+    code = "import os, engine; engine.Reconstructor; print(os.environ.get('GOMP_SPINCOUNT', 'unset'))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected
