@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quality",
         choices=QUALITIES,
         default=DEFAULT_QUALITY,
-        help="full: the model's averaging; preview: no shift averaging (about 40 %% less network time, a "
+        help="full: the model's averaging; preview: no shift averaging (a third of the network crops, a "
         "little less accurate) (default: %(default)s)",
     )
     r.add_argument(

@@ -39,7 +39,7 @@ TOPOLOGY_LABELS = {  # engine.options.TOPOLOGIES
 }
 QUALITY_LABELS = {  # engine.options.QUALITIES
     "full": ("Full", "The model's full averaging: the most accurate"),
-    "preview": ("Preview", "No shift averaging: about 40 % less network time, a little less accurate"),
+    "preview": ("Preview", "No shift averaging: a third of the network crops, a little less accurate"),
 }
 OPTION_NAMES = (  # shared by the settings and the operators' arguments
     "quality",
