@@ -1,8 +1,40 @@
-"""The Face tab of the 3D Viewport's sidebar: photo, options, Reconstruct, folder batch."""
+"""The Face tab of the 3D Viewport's sidebar: engine status, photo, options, Reconstruct, rig, video,
+folder batch."""
+
+import textwrap
 
 import bpy
 
-from . import operators, pickers, rig_operators, track_operators
+from . import operators, pickers, preferences, request, rig_operators, track_operators
+
+WRAP_CHARS = 42  # the sidebar's default width holds about this many characters per line
+
+
+def engine_problem(context) -> str | None:
+    """Why the engine cannot run (the message of engine_python's EngineUnavailable), or None."""
+    try:
+        preferences.engine_python(context)
+    except request.EngineUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def draw_engine_setup(layout, context, problem: str) -> None:
+    """The box a fresh Blender shows instead of failing on the first click: what is missing and the
+    ways out (install here when Online Access allows it, or the add-on's preferences)."""
+    box = layout.box()
+    box.label(text="The engine is not set up yet", icon="ERROR")
+    col = box.column(align=True)
+    for line in textwrap.wrap(problem, WRAP_CHARS):
+        col.label(text=line)
+    if bpy.app.online_access:
+        box.operator(preferences.PRNET_OT_install_engine.bl_idname, icon="IMPORT")
+    else:
+        col = box.column(align=True)
+        col.label(text="Installing it from here needs Online Access:", icon="INFO")
+        col.label(text="Preferences › System › Network")
+    op = box.operator("preferences.addon_show", text="Engine Settings…", icon="PREFERENCES")
+    op.module = preferences.__package__
 
 
 class PRNET_PT_main(bpy.types.Panel):
@@ -15,6 +47,9 @@ class PRNET_PT_main(bpy.types.Panel):
     def draw(self, context):
         settings = context.scene.prnet
         layout = self.layout
+        problem = engine_problem(context)
+        if problem is not None:
+            draw_engine_setup(layout, context, problem)
         row = layout.row(align=True)
         row.prop(settings, "filepath", text="")
         row.operator(pickers.PRNET_OT_use_editor_image.bl_idname, text="", icon="IMAGE_DATA")
