@@ -27,12 +27,13 @@ def draw_engine_setup(layout, context, problem: str) -> None:
     col = box.column(align=True)
     for line in textwrap.wrap(problem, WRAP_CHARS):
         col.label(text=line)
-    if bpy.app.online_access:
+    if bpy.app.online_access or preferences.has_offline_wheels(context):
         box.operator(preferences.PRNET_OT_install_engine.bl_idname, icon="IMPORT")
     else:
         col = box.column(align=True)
-        col.label(text="Installing it from here needs Online Access:", icon="INFO")
-        col.label(text="Preferences › System › Network")
+        col.label(text="Installing it from here needs Online Access", icon="INFO")
+        col.label(text="(Preferences › System › Network)")
+        col.label(text="or an Offline Wheels folder (Engine Settings)")
     op = box.operator("preferences.addon_show", text="Engine Settings…", icon="PREFERENCES")
     op.module = preferences.__package__
 

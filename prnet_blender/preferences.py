@@ -5,29 +5,33 @@ The engine needs torch; Blender's own Python usually lacks it, and the add-on ne
 Blender. Default interpreter (see :func:`.interpreter.find_engine_python`): the one set here →
 ``$PRNET_ENGINE_PYTHON`` → Blender's own Python if it has the engine's packages → the environment
 "Install engine" made under the extension's user folder → a ``.venv`` beside the engine (a repo
-checkout). "Install engine" only exists when Blender may go online (``bpy.app.online_access``):
-it runs ``python -m venv`` and ``pip install`` in a subprocess, the UI stays live. No
+checkout). "Install engine" runs when Blender may go online (``bpy.app.online_access``) or an offline wheel
+folder is set: :mod:`.engine_install` runs ``python -m venv`` and ``pip install`` in subprocesses,
+the UI stays live, Esc cancels, and a failed install leaves nothing. No
 ``from __future__ import annotations``: Blender reads properties from class annotations.
 """
 
-import subprocess
-import sys
 from pathlib import Path
 
 import bpy
 from bpy.props import FloatProperty, StringProperty
 
-from . import client, engine_link, interpreter, request
+from . import client, engine_install, engine_link, interpreter, request
 
 ENGINE_ENV_DIR = "engine_env"  # under the extension's user folder
-# The engine's runtime packages (pyproject.toml [project] dependencies; a test keeps them equal).
-ENGINE_REQUIREMENTS = ("torch>=2.2", "numpy>=1.24,<2", "opencv-python-headless>=4.8,<4.12", "scipy>=1.10")
 INSTALL_POLL_S = 0.5  # how often the install operator looks at its subprocess
-INSTALL_LOG = "install.log"
 
 
 def addon_preferences(context) -> "PRNET_AddonPreferences":
     return context.preferences.addons[__package__].preferences
+
+
+def has_offline_wheels(context) -> bool:
+    """Whether an Offline Wheels folder is set (False where the add-on's preferences are not registered)."""
+    try:
+        return bool(addon_preferences(context).wheel_folder)
+    except KeyError:
+        return False
 
 
 def user_folder(path: str = "", *, create: bool = False) -> Path:
@@ -72,6 +76,12 @@ class PRNET_AddonPreferences(bpy.types.AddonPreferences):
         subtype="DIR_PATH",
         description="Folder of a model bundle to use instead of the shipped model (e.g. imported PRNet weights)",
     )
+    wheel_folder: StringProperty(
+        name="Offline Wheels",
+        subtype="DIR_PATH",
+        description="A folder of wheel files (torch, numpy, opencv-python-headless, scipy) for Install Engine "
+        "without internet (see the README)",
+    )
     timeout_s: FloatProperty(
         name="Timeout",
         default=client.DEFAULT_TIMEOUT_S,
@@ -100,12 +110,16 @@ class PRNET_AddonPreferences(bpy.types.AddonPreferences):
             layout.label(text=f"Model: {name}", icon="INFO")
             layout.label(text=f"Model licence: {licence.split(' (')[0]} (the add-on's code: GPL-3.0-or-later)")
         layout.prop(self, "timeout_s")
+        layout.prop(self, "wheel_folder")
         row = layout.row()
         row.operator(PRNET_OT_check_engine.bl_idname, icon="PLUGIN")
-        if bpy.app.online_access:
+        if bpy.app.online_access or self.wheel_folder:
             row.operator(PRNET_OT_install_engine.bl_idname, icon="IMPORT")
         else:
-            layout.label(text="Allow Online Access (Preferences › System) to install the engine from here", icon="INFO")
+            layout.label(
+                text="Allow Online Access (Preferences › System) or set Offline Wheels to install the engine here",
+                icon="INFO",
+            )
 
 
 class PRNET_OT_check_engine(bpy.types.Operator):
@@ -127,70 +141,52 @@ class PRNET_OT_check_engine(bpy.types.Operator):
 
 
 class PRNET_OT_install_engine(bpy.types.Operator):
-    """Create a Python environment for the engine in the add-on's user folder and pip-install torch & co.
-    (downloads several hundred MB; takes minutes)"""
+    """Create a Python environment for the engine in the add-on's user folder and pip-install torch,
+    NumPy, OpenCV and SciPy (online: about 1 GB to download on Linux unless pip is set up for the CPU
+    build of torch; offline: from the Offline Wheels folder). Esc cancels; a failed or cancelled
+    install leaves nothing"""
 
     bl_idname = "prnet.install_engine"
     bl_label = "Install Engine"
 
-    _proc = None
-    _log_file = None
-    _timer = None
-    _steps: list = []
-
     @classmethod
     def poll(cls, context):
-        return bpy.app.online_access
+        return bpy.app.online_access or has_offline_wheels(context)
 
     def invoke(self, context, event):
-        env = user_folder(ENGINE_ENV_DIR, create=True)
-        python = interpreter.venv_python(env)
-        self._steps = [
-            [sys.executable, "-m", "venv", str(env)],
-            [str(python), "-m", "pip", "install", "--upgrade", "pip"],
-            [str(python), "-m", "pip", "install", *ENGINE_REQUIREMENTS],
-        ]
-        self._log = env / INSTALL_LOG
-        self._log.write_text("", encoding="utf-8")
-        if not self._next_step():
+        folder = addon_preferences(context).wheel_folder
+        wheels = Path(bpy.path.abspath(folder)) if folder else None
+        if wheels is not None and not wheels.is_dir():
+            self.report({"ERROR"}, f"Offline Wheels is not a folder: {wheels}")
             return {"CANCELLED"}
+        self._installer = engine_install.Installer(user_folder(ENGINE_ENV_DIR, create=True), wheel_folder=wheels)
+        self._installer.start()
         self._timer = context.window_manager.event_timer_add(INSTALL_POLL_S, window=context.window)
         context.window_manager.modal_handler_add(self)
-        context.workspace.status_text_set("PRNet: installing the engine (pip; this can take several minutes)…")
+        self._show(context)
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
-        if event.type != "TIMER" or self._proc.poll() is None:
+        installer = self._installer
+        if event.type == "ESC" and event.value == "PRESS":
+            installer.cancel()
+            return self._finish(context, {"WARNING"}, "Engine install cancelled (nothing was kept)")
+        if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        if self._proc.returncode != 0:
-            tail = self._log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
-            return self._finish(context, {"ERROR"}, f"Engine install failed ({' '.join(tail)}); log: {self._log}")
-        if self._steps:
-            if not self._next_step():
-                return self._finish(context, {"ERROR"}, f"Engine install failed to start; log: {self._log}")
+        state = installer.poll()
+        if state == "running":
+            self._show(context)
             return {"PASS_THROUGH"}
-        return self._finish(context, {"INFO"}, f"Engine installed in {self._log.parent}")
+        if state == "failed":
+            line = installer.last_log_line()
+            return self._finish(context, {"ERROR"}, f"Engine install: {installer.stage} ({line}); log: {installer.log}")
+        client.shutdown()  # the next click starts the worker with the new Python
+        return self._finish(context, {"INFO"}, f"Engine installed in {installer.env_dir}")
 
-    def _next_step(self) -> bool:
-        cmd = self._steps.pop(0)
-        self._close_log()
-        try:
-            self._log_file = open(self._log, "a", encoding="utf-8")  # noqa: SIM115 - open while pip runs
-            self._log_file.write("$ " + " ".join(cmd) + "\n")
-            self._log_file.flush()
-            self._proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT)
-        except OSError as exc:
-            self.report({"ERROR"}, f"Cannot run {cmd[0]}: {exc}")
-            return False
-        return True
-
-    def _close_log(self) -> None:
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+    def _show(self, context) -> None:
+        context.workspace.status_text_set(f"PRNet: installing the engine — {self._installer.progress()} — Esc cancels")
 
     def _finish(self, context, level, message):
-        self._close_log()
         context.window_manager.event_timer_remove(self._timer)
         context.workspace.status_text_set(None)
         self.report(level, message)

@@ -46,7 +46,7 @@ def test_the_blender_modules_never_import_torch():
 
 
 def test_install_engine_asks_for_the_packages_pyproject_declares():
-    tree = ast.parse((REPO / "prnet_blender" / "preferences.py").read_text(encoding="utf-8"))
+    tree = ast.parse((REPO / "prnet_blender" / "engine_install.py").read_text(encoding="utf-8"))
     declared = next(
         ast.literal_eval(node.value)
         for node in tree.body
