@@ -94,15 +94,26 @@ class NetworkPasses:
         """One pass over the rois of the RGB ``image``: (F, S, S, 3) maps in crop px and their crops.
         With flip averaging, the mirror disagreement of each crop is remembered (the pass computed
         both halves), so :meth:`mirror_disagreement` of the same image and rois runs no network."""
-        crops, transforms = self.crops(image, rois)
         if not self.flip_average:
+            crops, transforms = self.crops(image, rois)
             return self.predict_maps(crops), transforms
+        direct, back, _, transforms = self.mirror_pair(image, rois)
+        return 0.5 * (direct + back), transforms
+
+    def mirror_pair(
+        self, image: np.ndarray, rois: list[BoundingBox]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[CropTransform]]:
+        """Each roi's crop and its mirror image in one batch: (F, S, S, 3) direct maps, (F, S, S, 3) the
+        mirror images' maps mirrored back (both crop px), (F,) their disagreement (percent,
+        engine.verify; remembered for :meth:`mirror_disagreement`), and the crops."""
+        crops, transforms = self.crops(image, rois)
         f = len(crops)
         self.images += 2 * f
         both = predict_position_maps(self.model, np.concatenate([crops, crops[:, :, ::-1]]), amp_dtype=self.amp_dtype)
         back = unmirror_map_arrays(both[f:])
-        self._remember(image, rois, [pair_disagreement(both[i], back[i], self.readout) for i in range(f)])
-        return 0.5 * (both[:f] + back), transforms
+        disagreement = [pair_disagreement(both[i], back[i], self.readout) for i in range(f)]
+        self._remember(image, rois, disagreement)
+        return both[:f], back, np.array(disagreement), transforms
 
     def mirror_disagreement(self, image: np.ndarray, rois: list[BoundingBox]) -> np.ndarray:
         """(F,) :func:`engine.verify.flip_disagreement` (percent) of the crops of ``rois`` (image px):

@@ -32,14 +32,13 @@ import numpy as np
 from .assemble import assemble_face
 from .crop import CropTransform, roi_change, roi_from_landmarks
 from .face_search import MIN_ROI_PX, FaceSearch
-from .model import predict_position_maps
 from .mouth import mouth_triangles
 from .one_euro import OneEuroFilter
 from .options import DEFAULT_MOUTH, DEFAULT_TEXTURE_MODE, DEFAULT_TEXTURE_SIZE
 from .pose import estimate_pose, frontalize
 from .turns import TurnedCrop
 from .types import BoundingBox, FaceReconstruction, HeadPose
-from .verify import MAX_FLIP_DISAGREEMENT, pair_disagreement, unmirror_map_arrays
+from .verify import MAX_FLIP_DISAGREEMENT
 from .video import VideoFrame
 from .visibility import ZBuffer, landmark_visibility
 
@@ -143,14 +142,13 @@ class FaceTracker:
         if check:
             self._since_check = 0
         for attempt in range(RECROP_PASSES + 1):
-            crops, transforms = self.passes.crops(frame.rgb, [roi])
             if check:
-                pair = self._predict(np.concatenate([crops, crops[:, :, ::-1]]))
-                direct, back = pair[0], unmirror_map_arrays(pair[1:])[0]
-                disagreement = pair_disagreement(direct, back, self.passes.readout)
-                out_map = direct if self.fast else 0.5 * (direct + back)
-            else:
-                out_map, disagreement = self._predict(crops)[0], np.nan
+                direct, back, checked, transforms = self.passes.mirror_pair(frame.rgb, [roi])
+                out_map = direct[0] if self.fast else 0.5 * (direct[0] + back[0])
+                disagreement = float(checked[0])
+            else:  # fast mode between checks: the crop alone (flip averaging is off in fast mode)
+                maps, transforms = self.passes.run_network(frame.rgb, [roi])
+                out_map, disagreement = maps[0], np.nan
             landmarks = self.passes.landmarks(out_map, transforms[0])
             settled = roi_from_landmarks(landmarks[:, :2])
             if attempt == RECROP_PASSES or roi_change(roi, settled) <= RECROP_TOLERANCE:
@@ -175,9 +173,6 @@ class FaceTracker:
         half = max(side + (side - before_side), MIN_ROI_PX) / 2
         nx, ny = 2 * cx - px, 2 * cy - py
         return BoundingBox(nx - half, ny - half, nx + half, ny + half)
-
-    def _predict(self, crops: np.ndarray) -> np.ndarray:
-        return predict_position_maps(self.passes.model, crops, amp_dtype=self.passes.amp_dtype)
 
     def _face(self, frame, out_map, transform, roi, landmarks, *, locked: bool, disagreement: float):
         """The tracked face of one network map and its (68, 3) landmarks (image px); None (and the
