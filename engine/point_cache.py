@@ -3,17 +3,21 @@
 PC2 (little-endian): a 32-byte header — ``b"POINTCACHE2\\0"``, int32 version 1, int32 vertex count,
 float32 start frame, float32 sample rate (frames per sample), int32 sample count — then, per sample,
 the vertex count × 3 float32 positions. :class:`PC2Writer` streams samples into a file (a video's
-frames need not fit in memory) and fixes the sample count in the header when it closes. Numpy and
-the standard library only: the Blender add-on imports it (prnet_blender.engine_link).
+frames need not fit in memory) and fixes the sample count in the header when it closes;
+:class:`TrackCache` is a track's cache on disk (the CLI's and the worker's): it starts at the first
+frame with a face and holds the last shape through gaps.
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+
+from .atomic_write import staged_file
 
 MAGIC = b"POINTCACHE2\0"
 VERSION = 1
@@ -46,6 +50,64 @@ class PC2Writer:
         self.stream.write(struct.pack("<i", self.samples))
         self.stream.seek(end)
         self.stream.flush()
+
+
+class TrackCache:
+    """A track's mesh per frame read, as a PC2 file at ``path``: it starts at the first frame given a
+    shape, then holds one sample per frame read (``every`` video frames apart), a frame without a
+    shape (a gap) repeating the last one. Written to a staged file (engine.atomic_write) that
+    :meth:`close` moves into place and :meth:`abandon` removes; as a context manager, an exception
+    abandons it and a normal exit closes it. ``first_frame`` is the video frame of sample 0."""
+
+    def __init__(self, path: str | Path, every: int) -> None:
+        self.path, self.every = Path(path), int(every)
+        self.first_frame: int | None = None
+        self._stack = contextlib.ExitStack()
+        self._writer: PC2Writer | None = None
+        self._shape: np.ndarray | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._writer is not None
+
+    @property
+    def vertices(self) -> int | None:
+        """Vertices per sample (None before the first shape)."""
+        return None if self._writer is None else self._writer.n_vertices
+
+    def add(self, index: int, shape: np.ndarray | None) -> None:
+        """The shape ((V, 3) positions) of video frame ``index``, or None in a gap."""
+        if shape is not None:
+            self._shape = shape
+        if self._writer is None:
+            if shape is None:
+                return
+            stream = self._stack.enter_context(staged_file(self.path))
+            self._writer = PC2Writer(stream, len(shape), start_frame=index, sample_rate=self.every)
+            self.first_frame = index
+        self._writer.write(self._shape)
+
+    def close(self) -> bool:
+        """Finish the file and move it into place; False when no frame had a shape (no file)."""
+        if self._writer is None:
+            return False
+        self._writer.close()
+        self._stack.close()
+        return True
+
+    def abandon(self) -> None:
+        """Remove the partial file (an error, not an interruption): nothing is left."""
+        error = RuntimeError("track cache abandoned")
+        self._stack.__exit__(type(error), error, None)
+
+    def __enter__(self) -> TrackCache:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abandon()
 
 
 def read_pc2(path: str | Path) -> tuple[np.ndarray, float, float]:

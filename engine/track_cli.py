@@ -76,15 +76,13 @@ def cmd_track(args: argparse.Namespace) -> int:
         }  # fmt: skip
         writer = TrackWriter(args.output, file_stem(args.video.stem), header=header, mesh_cache=args.mesh_cache,
                              every=args.every)  # fmt: skip
-        total = len(frame_range.indices(video.fps, video.frame_count)) if video.frame_count else None
+        total = video.count(frame_range)
         n, found, interrupted, t0 = 0, 0, False, time.perf_counter()
         try:
-            frames = video.frames(frame_range)
-            rgb_of = {}
-            for tracked in tracker.track(_remember(frames, rgb_of)):
+            for tracked, frame in tracker.track_frames(video.frames(frame_range)):
                 first = None
                 if args.mesh_cache and tracked.faces and writer.mesh_cache_pending:
-                    first = tracker.reconstruction(rgb_of["rgb"], tracked.faces[0], texture_size=args.texture_size)
+                    first = tracker.reconstruction(frame.rgb, tracked.faces[0], texture_size=args.texture_size)
                 writer.add(tracked, first)
                 n, found = n + 1, found + bool(tracked.faces)
                 rate = n / max(time.perf_counter() - t0, 1e-9)
@@ -106,10 +104,3 @@ def cmd_track(args: argparse.Namespace) -> int:
         print("interrupted: the files hold the frames tracked so far and are complete", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
-
-
-def _remember(frames, store: dict):
-    """Pass frames through, keeping the last one's RGB in ``store["rgb"]`` (the OBJ's texture)."""
-    for frame in frames:
-        store["rgb"] = frame.rgb
-        yield frame

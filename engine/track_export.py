@@ -19,16 +19,15 @@ frames of an interrupted run, marked ``"interrupted": true``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
 import numpy as np
 
-from .atomic_write import staged_file, write_files_atomically
+from .atomic_write import write_files_atomically
 from .export import IMAGE_FRAME, POSE_CONVENTION, export_face, pose_fields, rounded
 from .landmarks import LANDMARK_NAMES
-from .point_cache import PC2Writer
+from .point_cache import TrackCache
 from .tracker import TrackedFace, TrackedFrame
 from .types import FaceReconstruction
 
@@ -51,18 +50,14 @@ class TrackWriter:
     ``mesh_cache``, :meth:`add` needs the first face's reconstruction (``first``) to write the OBJ."""
 
     def __init__(self, out_dir: Path, stem: str, *, header: dict, mesh_cache: bool, every: int) -> None:
-        self.out_dir, self.stem, self.header, self.every = Path(out_dir), stem, header, every
-        self.mesh_cache = mesh_cache
+        self.out_dir, self.stem, self.header = Path(out_dir), stem, header
         self.frames: list[dict] = []
-        self._stack = contextlib.ExitStack()
-        self._cache: PC2Writer | None = None
-        self._cache_info: dict | None = None
-        self._last_shape: np.ndarray | None = None
+        self.cache = TrackCache(self.out_dir / f"{stem}.pc2", every) if mesh_cache else None
 
     @property
     def mesh_cache_pending(self) -> bool:
         """Whether :meth:`add` still waits for the first face to start the mesh cache."""
-        return self.mesh_cache and self._cache is None
+        return self.cache is not None and not self.cache.started
 
     @property
     def json_path(self) -> Path:
@@ -73,38 +68,27 @@ class TrackWriter:
         self.frames.append({
             "frame": frame.index, "time": round(frame.time, 6), "faces": [face_entry(f) for f in frame.faces],
         })  # fmt: skip
-        if not self.mesh_cache:
+        if self.cache is None:
             return
-        if frame.faces:
-            self._last_shape = frame.faces[0].vertices * OBJ_FRAME
-        if self._cache is None and frame.faces:
-            self._open_cache(frame, first)
-        if self._cache is not None:
-            self._cache.write(self._last_shape)
-
-    def _open_cache(self, frame: TrackedFrame, first: FaceReconstruction | None) -> None:
-        if first is None:
-            raise ValueError("the mesh cache needs the first tracked face's reconstruction")
-        export_face(first, self.out_dir, self.stem, formats=("obj",))
-        stream = self._stack.enter_context(staged_file(self.out_dir / f"{self.stem}.pc2"))
-        n = len(first.vertices)
-        self._cache = PC2Writer(stream, n, start_frame=frame.index, sample_rate=self.every)
-        self._cache_info = {
-            "file": f"{self.stem}.pc2", "obj": f"{self.stem}.obj", "first_frame": frame.index,
-            "sample_rate": self.every, "vertices": n,
-        }  # fmt: skip
+        if frame.faces and not self.cache.started:
+            if first is None:
+                raise ValueError("the mesh cache needs the first tracked face's reconstruction")
+            export_face(first, self.out_dir, self.stem, formats=("obj",))
+        self.cache.add(frame.index, frame.faces[0].vertices * OBJ_FRAME if frame.faces else None)
 
     def finish(self, *, interrupted: bool = False) -> list[Path]:
         """Write the track JSON (and close the point cache); returns the files written."""
-        written = []
-        if self._cache is not None:
-            self._cache.close()
-            self._stack.close()  # moves STEM.pc2 into place
+        written, cache_info = [], None
+        if self.cache is not None and self.cache.close():
             written += [self.out_dir / f"{self.stem}.{ext}" for ext in ("obj", "mtl", "pc2")]
             written.append(self.out_dir / f"{self.stem}_texture.png")
+            cache_info = {
+                "file": self.cache.path.name, "obj": f"{self.stem}.obj", "first_frame": self.cache.first_frame,
+                "sample_rate": self.cache.every, "vertices": self.cache.vertices,
+            }  # fmt: skip
         content = {
             **self.header, "frame": IMAGE_FRAME, "convention": POSE_CONVENTION, "names": list(LANDMARK_NAMES),
-            "interrupted": interrupted, "mesh_cache": self._cache_info, "frames": self.frames,
+            "interrupted": interrupted, "mesh_cache": cache_info, "frames": self.frames,
         }  # fmt: skip
         data = (json.dumps(content, separators=(",", ":")) + "\n").encode("utf-8")
         written += write_files_atomically({self.json_path: data})
@@ -112,5 +96,5 @@ class TrackWriter:
 
     def abandon(self) -> None:
         """Drop a half-written point cache (an error, not an interruption): no file is left."""
-        error = RuntimeError("track abandoned")
-        self._stack.__exit__(type(error), error, None)
+        if self.cache is not None:
+            self.cache.abandon()

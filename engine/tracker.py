@@ -102,11 +102,16 @@ class FaceTracker:
 
     def track(self, frames: Iterable[VideoFrame]) -> Iterator[TrackedFrame]:
         """Yield one :class:`TrackedFrame` per frame, in order."""
+        for tracked, _ in self.track_frames(frames):
+            yield tracked
+
+    def track_frames(self, frames: Iterable[VideoFrame]) -> Iterator[tuple[TrackedFrame, VideoFrame]]:
+        """:meth:`track`, each result with its frame (whose pixels :meth:`reconstruction` needs)."""
         for frame in frames:
             face = self._follow(frame) if self._last is not None else None
             if face is None:
                 face = self._lock(frame)
-            yield TrackedFrame(frame.index, frame.time, () if face is None else (face,))
+            yield TrackedFrame(frame.index, frame.time, () if face is None else (face,)), frame
 
     def reconstruction(self, rgb: np.ndarray, face: TrackedFace, **asset) -> FaceReconstruction:
         """The full reconstruction (texture and all) of a tracked face from its frame's RGB, as

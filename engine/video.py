@@ -75,6 +75,11 @@ class VideoReader:
     def close(self) -> None:
         self._cap.release()
 
+    def count(self, frame_range: FrameRange) -> int | None:
+        """How many frames :meth:`frames` gives for ``frame_range`` (None when the container does not
+        say how many frames it has)."""
+        return len(frame_range.indices(self.fps, self.frame_count)) if self.frame_count else None
+
     def frames(self, frame_range: FrameRange | None = None) -> Iterator[VideoFrame]:
         """The frames of ``frame_range`` (default: all) in order; stops at the file's end. Frames
         that are skipped are grabbed, not decoded."""

@@ -27,10 +27,9 @@ TRACK_PROGRESS = (0.1, 0.95)  # the share of the progress bar the frames fill (m
 
 
 def track_video(worker, rid: Any, msg: dict) -> dict:
-    from .atomic_write import staged_file
     from .landmarks import LANDMARK_NAMES
     from .options import DEFAULT_QUAD_CELLS
-    from .point_cache import PC2Writer
+    from .point_cache import TrackCache
     from .tracker import FaceTracker
     from .video import FrameRange, open_video
 
@@ -49,64 +48,37 @@ def track_video(worker, rid: Any, msg: dict) -> dict:
     folder = worker.workdir / str(rid)
     folder.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    first_entry, cache_first, shape, cache = None, None, None, None
+    first_entry, pivot = None, None
     face_options = {"topology": "triangles", "quad_cells": DEFAULT_QUAD_CELLS, "texture_mode": "complete"}
-    with video:
-        total = len(frame_range.indices(video.fps, video.frame_count)) if video.frame_count else None
+    cache_path = options["mesh_cache"]
+    with video, TrackCache(cache_path, options["every"]) if cache_path else contextlib.nullcontext() as cache:
+        total = video.count(frame_range)
         t0 = time.perf_counter()
-        with _cache_file(options["mesh_cache"], staged_file) as stream:
-            for tracked, rgb in _with_rgb(tracker, video.frames(frame_range)):
-                rows.append(_row(tracked))
-                face = tracked.faces[0] if tracked.faces else None
-                if face is not None and first_entry is None:
-                    first = tracker.reconstruction(rgb, face, texture_size=options["texture_size"])
-                    first_entry = worker.write_face(folder, 1, first, rgb, face_options, background=video_path)
-                    pivot = first.head_pivot.astype(np.float64)
-                    if stream is not None:
-                        cache = PC2Writer(stream, len(first.vertices), start_frame=tracked.index,
-                                          sample_rate=options["every"])  # fmt: skip
-                        cache_first = tracked.index
-                if face is not None and cache is not None:
-                    shape = (face.frontal_vertices - pivot) @ axes.T
-                if cache is not None:
-                    cache.write(shape)
-                n = len(rows)
-                done = n / total if total else 0.5
-                rate = n / max(time.perf_counter() - t0, 1e-9)
-                worker.progress(rid, TRACK_PROGRESS[0] + (TRACK_PROGRESS[1] - TRACK_PROGRESS[0]) * min(done, 1.0),
-                                f"frame {n}{f'/{total}' if total else ''}, {rate:.1f} frames/s")  # fmt: skip
-            if first_entry is None:
-                raise RequestError(P.NO_FACE, f"no face found in any frame of {Path(video_path).name}")
+        for tracked, frame in tracker.track_frames(video.frames(frame_range)):
+            rows.append(_row(tracked))
+            face = tracked.faces[0] if tracked.faces else None
+            if face is not None and first_entry is None:
+                first = tracker.reconstruction(frame.rgb, face, texture_size=options["texture_size"])
+                first_entry = worker.write_face(folder, 1, first, frame.rgb, face_options, background=video_path)
+                pivot = first.head_pivot.astype(np.float64)
             if cache is not None:
-                cache.close()
+                cache.add(tracked.index, None if face is None else (face.frontal_vertices - pivot) @ axes.T)
+            n = len(rows)
+            done = n / total if total else 0.5
+            rate = n / max(time.perf_counter() - t0, 1e-9)
+            worker.progress(rid, TRACK_PROGRESS[0] + (TRACK_PROGRESS[1] - TRACK_PROGRESS[0]) * min(done, 1.0),
+                            f"frame {n}{f'/{total}' if total else ''}, {rate:.1f} frames/s")  # fmt: skip
+        if first_entry is None:
+            raise RequestError(P.NO_FACE, f"no face found in any frame of {Path(video_path).name}")
         fps, frame_size = video.fps, list(video.frame_size)
     track_npz = _write_track(folder / "track.npz", rows)
     return {
         "id": rid, "ok": True, "faces": [first_entry], "track_npz": str(track_npz), "fps": fps,
         "frame_size": frame_size, "every": options["every"], "frames": len(rows),
-        "found": int(sum(r["found"] for r in rows)), "mesh_cache": options["mesh_cache"] if cache else None,
-        "mesh_cache_first_frame": cache_first, "landmark_names": list(LANDMARK_NAMES),
+        "found": int(sum(r["found"] for r in rows)), "mesh_cache": cache_path if cache is not None else None,
+        "mesh_cache_first_frame": None if cache is None else cache.first_frame, "landmark_names": list(LANDMARK_NAMES),
         "bundle_id": rec.bundle.bundle_id,
     }  # fmt: skip
-
-
-def _cache_file(path: str | None, staged_file):
-    """The point cache's staged file (engine.atomic_write.staged_file), or a block yielding None."""
-    return staged_file(Path(path)) if path else contextlib.nullcontext()
-
-
-def _with_rgb(tracker, frames):
-    """``(tracked frame, its RGB)`` pairs: the tracker's frames with the pixels the first face's
-    texture is cut from."""
-    held: dict = {}
-
-    def remember(stream):
-        for frame in stream:
-            held["rgb"] = frame.rgb
-            yield frame
-
-    for tracked in tracker.track(remember(frames)):
-        yield tracked, held["rgb"]
 
 
 def _row(tracked) -> dict:

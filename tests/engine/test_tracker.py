@@ -129,15 +129,15 @@ def test_ctrl_c_writes_the_frames_tracked_so_far_as_complete_files(tmp_path, mon
     photo = load_image(sample_photo_path())
     clip = tmp_path / "long.avi"
     still_clip(clip, photo, (224.0, 126.0), 8)
-    real_track = tracker_module.FaceTracker.track
+    real_track = tracker_module.FaceTracker.track_frames
 
     def interrupted_after_three(self, frames):
-        for k, tracked in enumerate(real_track(self, frames)):
+        for k, pair in enumerate(real_track(self, frames)):
             if k == 3:
                 raise KeyboardInterrupt
-            yield tracked
+            yield pair
 
-    monkeypatch.setattr(tracker_module.FaceTracker, "track", interrupted_after_three)
+    monkeypatch.setattr(tracker_module.FaceTracker, "track_frames", interrupted_after_three)
     out = tmp_path / "out"
     assert main(["track", str(clip), "-o", str(out), "--fast", "--mesh-cache", "--texture-size", "256"]) == 130
     track = json.loads((out / "long.track.json").read_text())
