@@ -63,6 +63,11 @@ def release(op) -> None:
         _running = None
 
 
+def option_value(op, context, name: str):
+    """Operator ``op``'s argument ``name`` if the caller set it, else the scene's setting of that name."""
+    return getattr(op, name) if op.properties.is_property_set(name) else getattr(context.scene.prnet, name)
+
+
 def modal_event(op, event, context) -> str:
     """What a modal engine operator's timer loop does with ``event``: ``"esc"`` (cancel), ``"wait"``
     (pass the event through; on a timer tick the request is polled and its progress shown) or
@@ -103,8 +108,7 @@ class _PhotoQueueOperator:
 
     # -- shared setup -----------------------------------------------------------------------------
     def _option(self, context, name):
-        """The operator argument if the caller set it, else the scene's setting."""
-        return getattr(self, name) if self.properties.is_property_set(name) else getattr(context.scene.prnet, name)
+        return option_value(self, context, name)
 
     def _prepare(self, context) -> bool:
         o = {name: self._option(context, name) for name in OPTION_NAMES}

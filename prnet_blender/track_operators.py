@@ -40,16 +40,13 @@ def cache_path(video: str) -> Path:
 class TrackVideo:
     """Track Video's behaviour (the registered operator below adds Blender's class attributes)."""
 
-    def _option(self, context, name):
-        return getattr(self, name) if self.properties.is_property_set(name) else getattr(context.scene.prnet, name)
-
     def _prepare(self, context) -> bool:
         raw = self.filepath or context.scene.prnet.video
         if not raw:
             self.report({"ERROR"}, "Choose a video first (Video in the Face panel)")
             return False
         self._video = os.path.abspath(bpy.path.abspath(raw))
-        o = {name: self._option(context, name) for name in TRACK_OPTION_NAMES}
+        o = {name: operators.option_value(self, context, name) for name in TRACK_OPTION_NAMES}
         settings = context.scene.prnet
         self._options = {
             "start": float(o["track_start"]), "end": float(o["track_end"]) or None, "every": int(o["track_every"]),

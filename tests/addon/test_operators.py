@@ -45,18 +45,27 @@ class FakeWorkspace:
         self.status.append(text)
 
 
-class PhotoOperator(operators._PhotoQueueOperator):
-    """The mixin as Blender would run it, minus registration: reports are collected."""
+class Recording:
+    """What Blender gives a running operator, minus registration: no argument set by the caller,
+    and reports collected."""
 
-    def __init__(self, photo):
-        self.photo, self.reports = str(photo), []
+    def __init__(self):
+        self.reports = []
         self.properties = SimpleNamespace(is_property_set=lambda name: False)
-
-    def photos(self, context):
-        return [self.photo]
 
     def report(self, level, message):
         self.reports.append((set(level), message))
+
+
+class PhotoOperator(Recording, operators._PhotoQueueOperator):
+    """The photo operators' mixin as Blender would run it."""
+
+    def __init__(self, photo):
+        super().__init__()
+        self.photo = str(photo)
+
+    def photos(self, context):
+        return [self.photo]
 
 
 @pytest.fixture
@@ -110,15 +119,12 @@ def test_esc_cancels_and_leaves_the_scene_as_it_was(ui, sample_photo):
     assert len(bpy.data.objects) == before and not ui.window_manager.timers and ui.workspace.status[-1] is None
 
 
-class TrackOperator(track_operators.TrackVideo):
-    """Track Video as Blender would run it, minus registration."""
+class TrackOperator(Recording, track_operators.TrackVideo):
+    """Track Video as Blender would run it."""
 
     def __init__(self, video):
-        self.filepath, self.reports = str(video), []
-        self.properties = SimpleNamespace(is_property_set=lambda name: False)
-
-    def report(self, level, message):
-        self.reports.append((set(level), message))
+        super().__init__()
+        self.filepath = str(video)
 
 
 @pytest.fixture
