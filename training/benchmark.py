@@ -36,6 +36,7 @@ from engine.options import ReconstructOptions
 from engine.pose import estimate_pose
 from engine.types import BoundingBox
 
+from .dev_split import half_indices
 from .metrics import POSE_PROTOCOL_MAX_DEG, angle_error, annotated_face, binned, nme_per_image, pose_para_angles
 
 
@@ -60,15 +61,19 @@ def evaluate_folder(
     shift_average: bool | None = None,
     crop_zoom: float | None = None,
     fit_landmarks: bool = True,
+    half: str = "all",
 ) -> dict:
+    """The figures of the module's text on ``half`` of the folder (training.dev_split: all, tuning, report)."""
     folder = Path(folder)
     for needed in ("list.txt", "pts68.npy", "roi_box.npy", "yaw.npy"):
         if not (folder / needed).is_file():
             raise FileNotFoundError(f"{folder} is not an AFLW2000-3D style folder: {needed} missing")
-    names = (folder / "list.txt").read_text().split()
-    gt = np.load(folder / "pts68.npy").transpose(0, 2, 1).astype(np.float64)
-    rois = np.load(folder / "roi_box.npy")
-    yaw = np.abs(np.load(folder / "yaw.npy"))
+    keep = half_indices(folder, half)
+    all_names = (folder / "list.txt").read_text().split()
+    names = [all_names[i] for i in keep]
+    gt = np.load(folder / "pts68.npy").transpose(0, 2, 1).astype(np.float64)[keep]
+    rois = np.load(folder / "roi_box.npy")[keep]
+    yaw = np.abs(np.load(folder / "yaw.npy"))[keep]
     options = ReconstructOptions(
         device=device,
         flip_average=flip_average,
@@ -114,6 +119,7 @@ def evaluate_folder(
         "shift_average": passes.shift_average,
         "crop_zoom": passes.crop_zoom,
         "landmark_model": passes.landmark_model is not None,
+        "half": half,
     }
     gt_pose = _gt_pose(folder, names)
     if gt_pose is not None:
@@ -150,6 +156,7 @@ def run_evaluation(folder: str | Path, *, json_out: str | Path | None = None, **
     mode += ", shift averaging" if r["shift_average"] else ""
     mode += f", crop zoom {r['crop_zoom']:g}" if r["crop_zoom"] != 1.0 else ""
     mode += ", landmark model" if r["landmark_model"] else ""
+    mode += f", {r['half']} half (training.dev_split)" if r["half"] != "all" else ""
     w(
         f"{r['n']} images ({mode}), {r['missed']} missed by the detector\n"
         if use_detector

@@ -16,6 +16,8 @@ from engine.cli import EXIT_BAD_INPUT, EXIT_OK, add_averaging_options
 from engine.device import DEFAULT_DEVICE, DEVICES
 from engine.errors import EngineError
 
+from .dev_split import HALVES
+
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .benchmark import run_evaluation
@@ -31,6 +33,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             shift_average=args.shift_average,
             crop_zoom=args.crop_zoom,
             fit_landmarks=args.landmark_model,
+            half=args.half,
         )
     except (EngineError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -45,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("folder", type=Path)
     e.add_argument("--bundle", type=Path, default=None, help="model bundle folder (default: the shipped model)")
     e.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
+    e.add_argument(
+        "--half",
+        choices=HALVES,
+        default="all",
+        help="the dev folder's half (training.dev_split): tuning for every choice, report once per shipped "
+        "model (default %(default)s)",
+    )
     e.add_argument("--detector", action="store_true", help="crop with our detector + refinement, not the roi boxes")
     e.add_argument("--device", default=DEFAULT_DEVICE, help=f"{', '.join(DEVICES)} (default %(default)s)")
     e.add_argument(

@@ -19,6 +19,7 @@ from engine.model import predict_position_maps
 from engine.readout import Readout
 from engine.types import BoundingBox
 
+from .dev_split import half_indices
 from .metrics import binned, nme_per_image
 
 EVAL_BATCH = 32
@@ -33,19 +34,22 @@ class DevSet:
     yaw: np.ndarray  # (N,) |yaw| degrees
 
     @classmethod
-    def load(cls, folder: str | Path, size: int, zoom: float = 1.0) -> DevSet:
-        """Crops of the roi boxes at ``size``, tightened by ``zoom`` as the engine does (engine.crop)."""
+    def load(cls, folder: str | Path, size: int, zoom: float = 1.0, half: str = "tuning") -> DevSet:
+        """Crops of the roi boxes at ``size``, tightened by ``zoom`` as the engine does (engine.crop), of
+        ``half`` of the folder (training.dev_split; the tuning half unless asked otherwise)."""
         folder = Path(folder)
-        names = (folder / "list.txt").read_text().split()
-        rois = np.load(folder / "roi_box.npy")
+        keep = half_indices(folder, half)
+        all_names = (folder / "list.txt").read_text().split()
+        names = [all_names[i] for i in keep]
+        rois = np.load(folder / "roi_box.npy")[keep]
         crops, transforms = [], []
         for name, r in zip(names, rois):
             bgr = cv2.imread(str(folder / name))
             crop, t = crop_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), BoundingBox(*map(float, r)), size, zoom)
             crops.append(crop)
             transforms.append(t)
-        gt = np.load(folder / "pts68.npy").transpose(0, 2, 1).astype(np.float64)
-        return cls(names, np.stack(crops), transforms, gt, np.abs(np.load(folder / "yaw.npy")))
+        gt = np.load(folder / "pts68.npy").transpose(0, 2, 1).astype(np.float64)[keep]
+        return cls(names, np.stack(crops), transforms, gt, np.abs(np.load(folder / "yaw.npy"))[keep])
 
 
 def readout_points(

@@ -1,0 +1,51 @@
+"""The protected protocol: ``aflw2000_dev`` split once into a tuning half and a report half.
+
+Every choice (epochs, thresholds, averaging, landmark model, detector constants) is made on the
+**tuning** half or on training crops; the **report** half is evaluated once per model that is to be
+shipped, and that figure is the one the README and the model card state. The rule is fixed and
+needs nothing but the folder's own files, so anyone can re-derive the halves:
+
+1. each image goes to its |yaw| bin of the benchmark ([0, 30], (30, 60], (60, 90]: training.metrics'
+   ``YAW_BINS``, from ``yaw.npy``);
+2. within a bin, images are ordered by |yaw|, then by file name;
+3. the 1st, 3rd, 5th … of that order form the tuning half, the 2nd, 4th, 6th … the report half.
+
+So both halves hold each bin's faces in the same proportion and with the same spread of yaw
+(within one image per bin). Figures measured on the whole dev folder before this split existed were
+chosen on both halves; docs/training-journal.md says which.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import YAW_BINS, yaw_bin_mask
+
+HALVES = ("all", "tuning", "report")
+
+
+def split_indices(names: list[str], abs_yaw: np.ndarray) -> dict[str, np.ndarray]:
+    """``{"tuning": idx, "report": idx}``: sorted (N,) index arrays into ``names`` (see the module's rule)."""
+    abs_yaw = np.abs(np.asarray(abs_yaw, dtype=np.float64))
+    if len(names) != len(abs_yaw):
+        raise ValueError(f"{len(names)} names but {len(abs_yaw)} yaw values")
+    halves: dict[str, list[int]] = {"tuning": [], "report": []}
+    for _, lo, hi in YAW_BINS:
+        members = [int(i) for i in np.flatnonzero(yaw_bin_mask(abs_yaw, lo, hi))]
+        members.sort(key=lambda i: (abs_yaw[i], names[i]))
+        halves["tuning"] += members[0::2]
+        halves["report"] += members[1::2]
+    return {k: np.array(sorted(v), dtype=np.int64) for k, v in halves.items()}
+
+
+def half_indices(folder: str | Path, half: str) -> np.ndarray:
+    """(N,) indices into ``folder``'s ``list.txt`` of ``half`` (one of :data:`HALVES`)."""
+    if half not in HALVES:
+        raise ValueError(f"half must be one of {', '.join(HALVES)}; got {half!r}")
+    folder = Path(folder)
+    names = (folder / "list.txt").read_text().split()
+    if half == "all":
+        return np.arange(len(names))
+    return split_indices(names, np.load(folder / "yaw.npy"))[half]
