@@ -1,9 +1,10 @@
-"""Build the Blender extension: ``python build.py [--bundle DIR | --no-weights] [-o dist]``.
+"""Build the Blender extension: ``python build.py [--bundle DIR] [--fast-bundle DIR | --no-weights] [-o dist]``.
 
 Assembles a staging folder laid out as Blender wants an add-on extension — the ``prnet_blender``
 package's files at the root, ``blender_manifest.toml`` beside them, the engine vendored as
-``engine/`` (the runtime; the top-level ``training/`` package is never shipped) and the model bundle as
-``engine/_weights/default`` (where ``engine.bundle.default_bundle_path`` looks first) — then runs
+``engine/`` (the runtime; the top-level ``training/`` package is never shipped), the model bundle as
+``engine/_weights/default`` (where ``engine.bundle.default_bundle_path`` looks first) and the fast
+model, when there is one, as ``engine/_weights/fast`` (``engine.bundle.fast_bundle_path``) — then runs
 Blender's own ``extension build`` and ``extension validate`` on it. Blender's extension tool ships
 in the bpy wheel (``bpy/<version>/scripts/addons_core/bl_pkg/cli/blender_ext.py``) and runs under
 plain Python, so no Blender binary is needed; ``--blender PATH`` uses ``PATH --command extension``
@@ -35,6 +36,8 @@ ADDON_DIR = REPO / "prnet_blender"
 ENGINE_DIR = REPO / "engine"
 DEFAULT_BUNDLE = REPO / "weights" / "default"
 VENDORED_BUNDLE = Path("engine") / "_weights" / "default"
+FAST_BUNDLE = REPO / "weights" / "fast"
+VENDORED_FAST_BUNDLE = Path("engine") / "_weights" / "fast"
 DEV_FILES = ("__pycache__", "*.pyc", ".*", "ruff.toml")  # development files, never shipped
 ENGINE_EXCLUDE = ("_weights", *DEV_FILES)
 BUNDLE_EXCLUDE = ("*.tmp", ".*", "__pycache__")
@@ -64,8 +67,8 @@ def manifest_version() -> str:
     return found.group(1)
 
 
-def stage(staging: Path, bundle: Path | None) -> None:
-    """Lay the extension's files out in ``staging``."""
+def stage(staging: Path, bundle: Path | None, fast_bundle: Path | None = None) -> None:
+    """Lay the extension's files out in ``staging`` (``fast_bundle`` ships only beside a ``bundle``)."""
     shutil.copytree(ADDON_DIR, staging, ignore=shutil.ignore_patterns(*DEV_FILES), dirs_exist_ok=True)
     manifest = (REPO / MANIFEST).read_text(encoding="utf-8")
     shutil.copytree(ENGINE_DIR, staging / "engine", ignore=shutil.ignore_patterns(*ENGINE_EXCLUDE))
@@ -77,6 +80,11 @@ def stage(staging: Path, bundle: Path | None) -> None:
             )
         shutil.copytree(bundle, staging / VENDORED_BUNDLE, ignore=shutil.ignore_patterns(*BUNDLE_EXCLUDE))
         licence = json.loads((bundle / "bundle.json").read_text(encoding="utf-8")).get("licence", "")
+        if fast_bundle is not None:
+            fast_licence = json.loads((fast_bundle / "bundle.json").read_text(encoding="utf-8")).get("licence", "")
+            if fast_licence != licence:
+                raise SystemExit(f"the fast model's licence ({fast_licence!r}) is not the model's ({licence!r})")
+            shutil.copytree(fast_bundle, staging / VENDORED_FAST_BUNDLE, ignore=shutil.ignore_patterns(*BUNDLE_EXCLUDE))
         manifest = manifest_with_model(manifest, str(licence))
     (staging / MANIFEST).write_text(manifest, encoding="utf-8")
 
@@ -110,7 +118,7 @@ def extension_command(blender: str | None) -> tuple[list[str], list[str]]:
     return [sys.executable, str(tool)], [f"--valid-tags={tags}"]
 
 
-def build(*, output: Path, bundle: Path | None, blender: str | None = None) -> Path:
+def build(*, output: Path, bundle: Path | None, fast_bundle: Path | None = None, blender: str | None = None) -> Path:
     """Stage, build and validate; the path of the zip."""
     version = manifest_version()
     output.mkdir(parents=True, exist_ok=True)
@@ -118,7 +126,7 @@ def build(*, output: Path, bundle: Path | None, blender: str | None = None) -> P
     command, tags = extension_command(blender)
     with tempfile.TemporaryDirectory(prefix="prnet_blender_build_") as tmp:
         staging = Path(tmp) / "prnet_blender"
-        stage(staging, bundle)
+        stage(staging, bundle, fast_bundle)
         zip_path.unlink(missing_ok=True)
         _run([*command, "build", f"--source-dir={staging}", f"--output-filepath={zip_path}", *tags])
     _run([*command, "validate", *tags, str(zip_path)])
@@ -146,9 +154,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="ship no model: the zip's only licence is the code's GPL (set a bundle in the add-on preferences)",
     )
+    parser.add_argument(
+        "--fast-bundle",
+        type=Path,
+        default=FAST_BUNDLE if (FAST_BUNDLE / "bundle.json").is_file() else None,
+        help="fast model bundle to ship beside it (default weights/fast when present)",
+    )
     parser.add_argument("--blender", help="a Blender executable to build with instead of the bpy wheel's tool")
     args = parser.parse_args(argv)
-    zip_path = build(output=args.output, bundle=None if args.no_weights else args.bundle, blender=args.blender)
+    fast = None if args.no_weights else args.fast_bundle
+    if fast is not None and not (fast / "bundle.json").is_file():
+        parser.error(f"no model bundle at {fast} (bundle.json missing)")
+    zip_path = build(
+        output=args.output, bundle=None if args.no_weights else args.bundle, fast_bundle=fast, blender=args.blender
+    )
     print(f"built {zip_path} ({zip_path.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -2,9 +2,9 @@
 
 The sample photo (512²) is placed on a 1280×960 canvas, the size of a typical phone/webcam still,
 so that decoding and detection cost what they would on a real photo. For every available device and
-each quality (engine.options.QUALITIES), the median of each stage over the repeats is printed after
-warm-up runs (first calls allocate and JIT): the stages of engine.stage_times, writing the default
-files of the face (OBJ, MTL, texture PNG, landmark and pose JSON), the crops the network ran per
+each quality (engine.options.QUALITIES; "fast" when the fast model is installed), the median of each
+stage over the repeats is printed after warm-up runs (first calls allocate and JIT): the stages of
+engine.stage_times, writing the default files of the face (OBJ, MTL, texture PNG, landmark and pose JSON), the crops the network ran per
 face, and — measured in the same process, as the yardstick of the speed goal — the PRNet network
 alone (ResFCN at 256², fp32, channels_last, batch 1, random weights) and the total's ratio to it.
 """
@@ -80,7 +80,7 @@ def run_bench(
             rec = Reconstructor.from_bundle(bundle, ReconstructOptions(device=device))
             reference = reference_network_ms(device, repeats)
             results[device] = {}
-            for quality in QUALITIES:
+            for quality in (q for q in QUALITIES if q != "fast" or rec.has_fast_model):
                 med = _bench_quality(rec, photo, Path(tmp), quality, repeats, texture_size)
                 med.update(reference=reference, ratio=med["total"] / reference)
                 results[device][quality] = med
@@ -103,7 +103,7 @@ def _bench_quality(rec, photo: Path, out: Path, quality: str, repeats: int, text
                 samples[name].append(ms)
             samples["files"].append(files_ms)
             samples["total"].append(rec.last_times.total + files_ms)
-            images.append(rec.passes.images)
+            images.append(rec.passes_for(quality).images)
     med = {k: statistics.median(v) for k, v in samples.items()}
     med["images"] = statistics.median(images)
     return med
@@ -111,7 +111,8 @@ def _bench_quality(rec, photo: Path, out: Path, quality: str, repeats: int, text
 
 def _print(device: str, rec, by_quality: dict, repeats: int, texture_size: int) -> None:
     sys.stdout.write(
-        f"{device}: {rec.bundle.bundle_id}, photo {BENCH_SIZE[1]}x{BENCH_SIZE[0]}, texture {texture_size}², "
+        f"{device}: {', '.join(rec.bundle_for(q).bundle_id for q in by_quality if q in ('full', 'fast'))}, "
+        f"photo {BENCH_SIZE[1]}x{BENCH_SIZE[0]}, texture {texture_size}², "
         f"{repeats} runs (median ms)\n"
     )
     sys.stdout.write(f"  {'stage':<10}" + "".join(f"{q:>10}" for q in by_quality) + "\n")

@@ -35,7 +35,7 @@ import torch
 from .atomic_write import write_files_atomically
 from .errors import BundleFormatError, NoWeightsError, WeightsMismatchError
 from .layout import UVLayout, load_layout
-from .model import OUTPUT_KINDS, PositionMapNet
+from .model import ARCHITECTURES, OUTPUT_KINDS, PositionMapNet
 from .shape_model import LandmarkShapeModel, load_landmark_model
 
 FORMAT = "prnet_blender.bundle/1"
@@ -43,6 +43,7 @@ META_FILE = "bundle.json"
 LAYOUT_FILE = "layout.npz"
 LANDMARK_MODEL_FILE = "landmark_model.npz"
 DEFAULT_BUNDLE_DIR = "default"  # weights/default inside the repo, engine/_weights/default when vendored
+FAST_BUNDLE_DIR = "fast"  # the fast model (LightFCN; quality "fast"): weights/fast, engine/_weights/fast
 KEEP_FP32 = ("mean_map",)  # fp16 spacing is 0.125 px at 128–256 px: keep absolute positions in fp32
 
 
@@ -59,7 +60,7 @@ class ModelBundle:
     path: Path
     name: str
     input_size: int  # S: the network's input and output side, px
-    width: float  # ResFCN channel multiplier
+    width: float  # the network's channel multiplier
     output_kind: str  # see engine.model
     output_scale: float
     layout: UVLayout
@@ -70,6 +71,7 @@ class ModelBundle:
     shift_average: bool = False  # ... and average each face's final map with shifted crops' (engine.api)
     crop_zoom: float = 1.0  # crop side = roi side / crop_zoom (engine.crop.CropTransform.from_roi)
     landmark_model: LandmarkShapeModel | None = None  # regularises the 68 landmarks (engine.shape_model)
+    arch: str = "ResFCN"  # the network (engine.model.ARCHITECTURES)
 
     @property
     def bundle_id(self) -> str:
@@ -79,7 +81,11 @@ class ModelBundle:
     def build_model(self, device: str | torch.device = "cpu") -> PositionMapNet:
         """Network with the verified weights, in eval mode, channels_last, on ``device``."""
         model = PositionMapNet(
-            input_size=self.input_size, width=self.width, output_kind=self.output_kind, output_scale=self.output_scale
+            input_size=self.input_size,
+            width=self.width,
+            output_kind=self.output_kind,
+            output_scale=self.output_scale,
+            arch=self.arch,
         )
         state = _load_state(self.weights_file)
         try:
@@ -157,6 +163,9 @@ def load_bundle(path: str | Path) -> ModelBundle:
         layout_file = path / files["layout"]["name"]
         weights_sha, layout_sha = files["weights"]["sha256"], files["layout"]["sha256"]
         input_size, width = int(net["input_size"]), float(net["width"])
+        arch = net.get("arch", "ResFCN")
+        if arch not in ARCHITECTURES:
+            raise BundleFormatError(f"{meta_path}: unknown network {arch!r}, expected one of {tuple(ARCHITECTURES)}")
         output_scale = float(out["scale"])
         inference = meta.get("inference", {})
         flip_average = _inference_switch(inference, "flip_average", meta_path)
@@ -203,6 +212,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
         shift_average=shift_average,
         crop_zoom=float(crop_zoom),
         landmark_model=landmark_model,
+        arch=arch,
     )
 
 
@@ -240,7 +250,7 @@ def save_bundle(
         **metadata,
         "format": FORMAT,
         "name": name,
-        "network": {"arch": "ResFCN", "input_size": model.input_size, "width": model.net.width},
+        "network": {"arch": model.arch, "input_size": model.input_size, "width": model.net.width},
         "output": {"kind": model.output_kind, "scale": model.output_scale},
         "layout_id": layout.layout_id,
         "files": {
@@ -275,10 +285,20 @@ def attach_landmark_model(
     return load_bundle(path)
 
 
-def default_bundle_path() -> Path:
-    """The bundle every user gets: ``engine/_weights/default`` when vendored (Blender zip), else the
-    repo's ``weights/default``."""
-    vendored = resources.files("engine") / "_weights" / DEFAULT_BUNDLE_DIR
+def shipped_bundle_path(name: str = DEFAULT_BUNDLE_DIR) -> Path:
+    """A shipped bundle folder: ``engine/_weights/<name>`` when vendored (Blender zip), else the
+    repo's ``weights/<name>``."""
+    vendored = resources.files("engine") / "_weights" / name
     if vendored.is_dir():
         return Path(str(vendored))
-    return Path(__file__).resolve().parent.parent / "weights" / DEFAULT_BUNDLE_DIR
+    return Path(__file__).resolve().parent.parent / "weights" / name
+
+
+def default_bundle_path() -> Path:
+    """The bundle every user gets (:data:`DEFAULT_BUNDLE_DIR`)."""
+    return shipped_bundle_path(DEFAULT_BUNDLE_DIR)
+
+
+def fast_bundle_path() -> Path:
+    """The shipped fast model (:data:`FAST_BUNDLE_DIR`), which quality ``"fast"`` runs."""
+    return shipped_bundle_path(FAST_BUNDLE_DIR)

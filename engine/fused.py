@@ -19,7 +19,9 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from .light_network import LightFCN
 from .network import KERNEL, ConvBNReLU, ResBlock, ResFCN, SamePadConv, SamePadDeconv
 
 
@@ -128,11 +130,33 @@ class FusedResFCN(nn.Module):
             return self.decoder[-1](h.float())
 
 
+def fold_light(net: LightFCN) -> LightFCN:
+    """A copy of an eval-mode :class:`LightFCN` with each batch norm folded into the convolution
+    before it (every ``Sequential(conv, bn, …)`` becomes ``Sequential(conv with bias, …)``)."""
+    folded = copy.deepcopy(net)
+
+    def fold(module: nn.Module) -> None:
+        for name, child in module.named_children():
+            if (
+                isinstance(child, nn.Sequential)
+                and len(child) >= 2
+                and isinstance(child[0], nn.Conv2d)
+                and isinstance(child[1], nn.BatchNorm2d)
+            ):
+                setattr(module, name, nn.Sequential(fuse_conv_bn_eval(child[0], child[1]), *list(child)[2:]))
+            else:
+                fold(child)
+
+    fold(folded)
+    return folded
+
+
 @torch.no_grad()
 def fuse_model(model: nn.Module) -> nn.Module:
-    """A copy of an eval-mode :class:`engine.model.PositionMapNet` whose ResFCN is fused (same device,
+    """A copy of an eval-mode :class:`engine.model.PositionMapNet` whose network is fused (same device,
     channels_last); the original is left as it is."""
     fused = copy.copy(model)
     fused._modules = dict(model._modules)
-    fused.net = FusedResFCN(model.net).to(next(model.parameters()).device, memory_format=torch.channels_last)
+    net = FusedResFCN(model.net) if isinstance(model.net, ResFCN) else fold_light(model.net)
+    fused.net = net.to(next(model.parameters()).device, memory_format=torch.channels_last)
     return fused.eval()

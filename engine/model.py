@@ -16,20 +16,30 @@ import numpy as np
 import torch
 from torch import nn
 
+from .light_network import LightFCN
 from .network import ResFCN
 
 OUTPUT_KINDS = ("sigmoid_scale", "mean_residual")
+ARCHITECTURES = {"ResFCN": ResFCN, "LightFCN": LightFCN}  # bundle.json "network" "arch" → network class
 INIT_HEAD_GAIN = 0.05  # initial output noise ≈ gain/4 · span ≈ 3 px at a 128 px crop
 
 
 class PositionMapNet(nn.Module):
-    """(B, 3, S, S) RGB in [0, 1] → (B, 3, S, S) float32 position map in crop pixels."""
+    """(B, 3, S, S) RGB in [0, 1] → (B, 3, S, S) float32 position map in crop pixels.
 
-    def __init__(self, *, input_size: int, width: float, output_kind: str, output_scale: float) -> None:
+    ``arch`` names the network (:data:`ARCHITECTURES`): ResFCN, the paper's (the default model), or
+    LightFCN (the fast model, engine.light_network)."""
+
+    def __init__(
+        self, *, input_size: int, width: float, output_kind: str, output_scale: float, arch: str = "ResFCN"
+    ) -> None:
         super().__init__()
         if output_kind not in OUTPUT_KINDS:
             raise ValueError(f"unknown output kind {output_kind!r}, expected one of {OUTPUT_KINDS}")
-        self.net = ResFCN(input_size=input_size, width=width)
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"unknown network {arch!r}, expected one of {tuple(ARCHITECTURES)}")
+        self.arch = arch
+        self.net = ARCHITECTURES[arch](input_size=input_size, width=width)
         self.input_size = input_size
         self.output_kind = output_kind
         self.output_scale = float(output_scale)
@@ -57,7 +67,7 @@ class PositionMapNet(nn.Module):
         """Start the last batch norm at a small gain and zero bias: the untrained output is the mean
         map ± a few pixels, while gradients still reach every layer from step 0 (a zero gain would
         block them until the gain itself had grown)."""
-        last_bn = self.net.decoder[-1][1]
+        last_bn = self.net.output_norm
         nn.init.constant_(last_bn.weight, gain)
         nn.init.zeros_(last_bn.bias)
 

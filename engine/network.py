@@ -151,6 +151,11 @@ class ResFCN(nn.Module):
             cin = ch(cout)
         self.decoder = nn.Sequential(*layers)
 
+    @property
+    def output_norm(self) -> nn.BatchNorm2d:
+        """The batch norm before the sigmoid (engine.model starts its gain small)."""
+        return self.decoder[-1][1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             raise ValueError(f"ResFCN expects (B, 3, {self.input_size}, {self.input_size}), got {tuple(x.shape)}")

@@ -36,7 +36,8 @@ DEFAULT_TOPOLOGY = "triangles"
 QUAD_CELLS_MIN = 16  # grid cells across the UV square: below this the face loses its nose and lips
 QUAD_CELLS_MAX = 255  # the layout's own cells across: a finer grid adds vertices, not detail
 DEFAULT_QUAD_CELLS = 128  # ≈ 10k quads over the face: sculpts and subdivides well
-QUALITIES = ("full", "preview")  # the bundle's averaging / no shift averaging (8 fewer network crops a face)
+# the bundle's averaging / no shift averaging (8 fewer network crops a face) / the fast model (engine.api)
+QUALITIES = ("full", "preview", "fast")
 DEFAULT_QUALITY = "full"
 
 __all__ = [

@@ -72,7 +72,7 @@ def cmd_track(args: argparse.Namespace) -> int:
         tracker = FaceTracker(rec, fast=args.fast, smoothing=not args.no_smoothing)
         header = {
             "video": args.video.name, "fps": video.fps, "frame_size": list(video.frame_size),
-            "every": args.every, "mode": "fast" if args.fast else "default", "bundle_id": rec.bundle.bundle_id,
+            "every": args.every, "mode": "fast" if args.fast else "default", "bundle_id": tracker.bundle.bundle_id,
         }  # fmt: skip
         writer = TrackWriter(args.output, file_stem(args.video.stem), header=header, mesh_cache=args.mesh_cache,
                              every=args.every)  # fmt: skip

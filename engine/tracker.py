@@ -83,12 +83,15 @@ class TrackedFrame:
 class FaceTracker:
     """Tracks the largest face of ``reconstructor``'s photos through frames (see the module's text).
 
-    ``fast`` runs one network image per followed frame instead of two; ``smoothing=False`` gives
-    each frame's raw result (no One Euro filter)."""
+    ``fast`` runs one network image per followed frame instead of two, on the reconstructor's fast
+    model when it has one (quality ``"fast"``, engine.light_network), else on its model;
+    ``smoothing=False`` gives each frame's raw result (no One Euro filter)."""
 
     def __init__(self, reconstructor, *, fast: bool = False, smoothing: bool = True) -> None:
         self.rec, self.fast = reconstructor, fast
-        passes = copy.copy(reconstructor.passes)
+        quality = "fast" if fast and reconstructor.has_fast_model else "full"
+        self.bundle = reconstructor.bundle_for(quality)
+        passes = copy.copy(reconstructor.passes_for(quality))
         passes.flip_average, passes.shift_average = not fast, False
         self.passes = passes
         search = reconstructor.search

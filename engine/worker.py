@@ -168,7 +168,7 @@ class Worker:
         ]
         timings = {stage: round(float(ms), 2) for stage, ms in rec.last_times.as_dict().items()}
         return {
-            "id": rid, "ok": True, "faces": out, "bundle_id": rec.bundle.bundle_id,
+            "id": rid, "ok": True, "faces": out, "bundle_id": rec.bundle_for(options["quality"]).bundle_id,
             "landmark_names": list(LANDMARK_NAMES), "timings_ms": timings,
             "warnings": [one_line(str(w.message)) for w in caught],
         }  # fmt: skip
@@ -194,7 +194,8 @@ class Worker:
         return {
             "npz": str(path), "texture_png": str(png),
             "yaw": face.pose.yaw, "pitch": face.pose.pitch, "roll": face.pose.roll,
-            "box": [*face.box.as_list(), face.box.score], "bundle_id": rec.bundle.bundle_id,
+            "box": [*face.box.as_list(), face.box.score],
+            "bundle_id": rec.bundle_for(options["quality"]).bundle_id,
             "image_size": list(face.image_size), "n_vertices": int(len(mesh.vertices)), "background": background,
         }  # fmt: skip
 

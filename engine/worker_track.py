@@ -49,7 +49,10 @@ def track_video(worker, rid: Any, msg: dict) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     first_entry, pivot = None, None
-    face_options = {"topology": "triangles", "quad_cells": DEFAULT_QUAD_CELLS, "texture_mode": "complete"}
+    face_options = {
+        "topology": "triangles", "quad_cells": DEFAULT_QUAD_CELLS, "texture_mode": "complete",
+        "quality": "fast" if tracker.bundle is not rec.bundle else "full",
+    }  # fmt: skip
     cache_path = options["mesh_cache"]
     with video, TrackCache(cache_path, options["every"]) if cache_path else contextlib.nullcontext() as cache:
         total = video.count(frame_range)
@@ -77,7 +80,7 @@ def track_video(worker, rid: Any, msg: dict) -> dict:
         "frame_size": frame_size, "every": options["every"], "frames": len(rows),
         "found": int(sum(r["found"] for r in rows)), "mesh_cache": cache_path if cache is not None else None,
         "mesh_cache_first_frame": None if cache is None else cache.first_frame, "landmark_names": list(LANDMARK_NAMES),
-        "bundle_id": rec.bundle.bundle_id,
+        "bundle_id": tracker.bundle.bundle_id,
     }  # fmt: skip
 
 

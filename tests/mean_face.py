@@ -1,6 +1,6 @@
 """The deterministic "mean-face" model bundle used by engine and add-on tests.
 
-A real bundle whose network ignores its input: a 256-input ResFCN of width 1/8 whose last batch norm
+A real bundle whose network ignores its input: a 256-input ResFCN (or LightFCN) of width 1/8 whose last batch norm
 has gain 0 and bias 0 (sigmoid ½), on top of a mean map that is the layout's canonical face placed in
 the crop. Every crop therefore yields exactly that face, which makes the whole pipeline (crop →
 read-out → image frame → mesh, pose, texture, exports, Blender scene) checkable against closed-form
@@ -51,11 +51,12 @@ def mean_face_keypoints(layout=None) -> np.ndarray:
     return sample_map(map_from_vertices(mean_face_crop(layout), layout), layout.face_mask, layout.keypoints_uv)
 
 
-def build_mean_face_bundle(path: Path) -> Path:
+def build_mean_face_bundle(path: Path, arch: str = "ResFCN") -> Path:
+    """The mean-face bundle at ``path``, on a ResFCN or (``arch="LightFCN"``, a "fast model") a LightFCN."""
     layout = default_layout()
     torch.manual_seed(0)
     model = PositionMapNet(
-        input_size=MEAN_FACE_INPUT, width=MEAN_FACE_WIDTH, output_kind="mean_residual", output_scale=1.0
+        input_size=MEAN_FACE_INPUT, width=MEAN_FACE_WIDTH, output_kind="mean_residual", output_scale=1.0, arch=arch
     )
     face_map = np.nan_to_num(map_from_vertices(mean_face_crop(layout), layout), nan=0.0)
     model.mean_map.copy_(torch.from_numpy(face_map.transpose(2, 0, 1))[None])

@@ -33,7 +33,7 @@ from scipy import ndimage
 
 from engine.bundle import save_bundle
 from engine.layout import default_layout
-from engine.model import PositionMapNet, crops_to_input
+from engine.model import ARCHITECTURES, PositionMapNet, crops_to_input
 from engine.readout import W_LANDMARK
 
 from .bfm import load_basis, load_topology
@@ -46,6 +46,8 @@ from .sampling import BIN_SHARES, epoch_order, sampling_probabilities
 from .widen import widen
 
 SEED = 20261125
+DEFAULT_NAME = "prnet-blender-default"
+FAST_NAME = "prnet-blender-fast"  # a LightFCN bundle (the fast model)
 INPUT_SIZE = 128  # the training crops are 120 px: a 256 input would only see upsampled pixels
 WIDTH = 0.5  # measured ≈1.8× faster per step than width 1 (Intel AMX: 17 vs 30 ms/image; AMD Zen 4: 27 vs 45)
 OUTPUT_SCALE = 2.0  # residual span = ±1.0 × S around the mean: rotations of ±45° stay in range
@@ -108,21 +110,37 @@ class ThreadTuner:
             self.times[self.current].append(seconds)
 
 
-def training_memory_format(cpuinfo: str | None = None) -> torch.memory_format:
-    """channels_last where the CPU has AMX, NCHW elsewhere — both measured, for training steps.
-
-    Intel with AMX-bf16: channels_last is many times faster (NCHW falls off oneDNN's fast path).
-    AMD Zen 4 (AVX-512 bf16, no AMX), torch 2.13: NCHW is ≈1.2× faster per training step, and the
-    channels_last backward of a strided 1×1 conv with 8 input channels (width 0.5's first block)
-    corrupts the heap. Inference is faster in channels_last on both (engine.bundle uses it).
-    ``cpuinfo`` is the text of /proc/cpuinfo (read when not given; empty where there is none).
-    """
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo's text (read when not given; none where there is none)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
             cpuinfo = ""
-    return torch.channels_last if "amx_bf16" in cpuinfo.split() else torch.contiguous_format
+    return set(cpuinfo.split())
+
+
+def training_precision(cpuinfo: str | None = None) -> torch.dtype | None:
+    """bf16 autocast where the CPU computes bf16 natively (AMX or AVX-512 bf16), else None (fp32): on
+    an Intel Ice Lake without either, bf16 autocast made a LightFCN step 1.7× slower than fp32."""
+    flags = cpu_flags(cpuinfo)
+    return torch.bfloat16 if {"amx_bf16", "avx512_bf16"} & flags else None
+
+
+def training_memory_format(cpuinfo: str | None = None) -> torch.memory_format:
+    """channels_last where the CPU has AMX or training runs in fp32, NCHW elsewhere — all measured,
+    for training steps.
+
+    Intel with AMX-bf16: channels_last is many times faster (NCHW falls off oneDNN's fast path).
+    AMD Zen 4 (AVX-512 bf16, no AMX), torch 2.13: NCHW is ≈1.2× faster per bf16 training step, and the
+    channels_last backward of a strided 1×1 conv with 8 input channels (width 0.5's first block)
+    corrupts the heap. Intel Ice Lake (fp32): channels_last ≈1.5× faster (LightFCN). Inference is
+    faster in channels_last on all three (engine.bundle uses it).
+    """
+    flags = cpu_flags(cpuinfo)
+    if "amx_bf16" in flags or training_precision(cpuinfo) is None:
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def lr_at(step: int, total: int, peak: float = PEAK_LR) -> float:
@@ -143,7 +161,11 @@ def at_input_size(model: PositionMapNet, size: int) -> PositionMapNet:
     """The same (fully convolutional) network for ``size``² crops: every weight of ``model``, and a
     zero mean map at the new size for the caller to fill (the residual's span scales with the size)."""
     out = PositionMapNet(
-        input_size=size, width=model.net.width, output_kind=model.output_kind, output_scale=model.output_scale
+        input_size=size,
+        width=model.net.width,
+        output_kind=model.output_kind,
+        output_scale=model.output_scale,
+        arch=model.arch,
     )
     state = {k: v for k, v in model.state_dict().items() if k != "mean_map"}
     missing, unexpected = out.load_state_dict(state, strict=False)
@@ -197,6 +219,17 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         help="start from a bundle's weights (e.g. weights/default) with a fresh optimizer and schedule",
+    )
+    ap.add_argument(
+        "--arch",
+        choices=tuple(ARCHITECTURES),
+        default=None,
+        help="network of a new run (default ResFCN; LightFCN: the fast model, engine.light_network)",
+    )
+    ap.add_argument(
+        "--name",
+        default=None,
+        help=f"exported bundle's name (default {DEFAULT_NAME!r}, or {FAST_NAME!r} for a LightFCN)",
     )
     ap.add_argument(
         "--width",
@@ -262,16 +295,20 @@ def main(argv: list[str] | None = None) -> int:
 
         model = load_bundle(args.init_from).build_model("cpu").train()  # its width, its input size
         if args.width is not None and args.width != model.net.width:
+            if model.arch != "ResFCN":
+                raise SystemExit(f"--width widens a ResFCN only; {args.init_from} holds a {model.arch}")
             model = widen(model, args.width)
         resized = args.input_size is not None and args.input_size != model.input_size
         if resized:
             model = at_input_size(model, args.input_size)
     else:
+        arch = ck.get("arch", "ResFCN") if ck else (args.arch or "ResFCN")
         model = PositionMapNet(
             input_size=ck.get("input_size", INPUT_SIZE) if ck else (args.input_size or INPUT_SIZE),
-            width=ck.get("width", WIDTH) if ck else (args.width or WIDTH),
+            width=ck.get("width", WIDTH) if ck else (args.width or (WIDTH if arch == "ResFCN" else 1.0)),
             output_kind="mean_residual",
             output_scale=OUTPUT_SCALE,
+            arch=arch,
         )
     lb = build_label_basis(load_topology(), load_basis(), layout, model.input_size)
     weights = torch.from_numpy(landmark_weighted(lb.weights, args.landmark_weight))
@@ -292,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     elif resized:
         model.mean_map.copy_(mean_map(np.asarray(crops), params, lb, rng))
     memory_format = training_memory_format()
+    amp_dtype = training_precision()
+    fast = model.arch == "LightFCN"
+    name = args.name or (FAST_NAME if fast else DEFAULT_NAME)
+    inference = {**BUNDLE_METADATA["inference"], "shift_average": not fast}
     model = model.to(memory_format=memory_format).train()
     ema = WeightAverage(model, args.ema_decay) if args.ema_decay > 0 else None
     if ema is not None and ck is not None and "ema" in ck:
@@ -316,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                 "epochs": args.epochs,
                 "width": model.net.width,
                 "input_size": model.input_size,
+                "arch": model.arch,
                 **({"ema": ema.state_dict()} if ema is not None else {}),
             },
             tmp,
@@ -337,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         images, targets = make_batch(np.asarray(crops[idx]), params[idx], lb, rng, augment=augmentation)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, args.peak_lr)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             pred = model(crops_to_input(images, memory_format=memory_format))
         # NHWC on both sides: the gradient then reaches a channels_last network channels_last
         err = torch.linalg.vector_norm(pred.float().permute(0, 2, 3, 1) - torch.from_numpy(targets), dim=-1)
@@ -379,17 +421,19 @@ def main(argv: list[str] | None = None) -> int:
             if args.bundle_out:
                 save_bundle(
                     args.bundle_out,
-                    name="prnet-blender-default",
+                    name=name,
                     model=ema.module if ema is not None else model,
                     layout=layout,
                     metadata={
                         **BUNDLE_METADATA,
+                        "inference": inference,
                         "training": {
                             "sampling": args.sampling,
                             "bin_shares": list(args.bin_shares),
                             "ema_decay": args.ema_decay,
                             "landmark_weight": args.landmark_weight,
                             "augmentation": args.augmentation,
+                            "precision": "bf16" if amp_dtype is not None else "fp32",
                             "epochs_done": rec["epoch"],
                             "steps": step,
                             "cpu_minutes": round(rec["cpu_minutes"], 1),

@@ -19,6 +19,7 @@ from training.train import (
     landmark_weighted,
     lr_at,
     training_memory_format,
+    training_precision,
 )
 
 TEACHER_BALANCED = (3.80, 0.07)  # %: the measured teacher figure and our tolerance (we get 3.74)
@@ -135,12 +136,15 @@ def test_a_network_moved_to_another_input_size_keeps_every_weight():
         assert big(torch.rand(1, 3, 96, 96)).shape == (1, 3, 96, 96)
 
 
-def test_training_memory_format_follows_amx():
+def test_training_precision_and_memory_format_follow_the_cpu():
     intel = "flags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
     amd = "flags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n"
+    ice_lake = "flags\t\t: fpu avx512f avx512_vnni\n"
+    assert training_precision(intel) == training_precision(amd) == torch.bfloat16
+    assert training_precision(ice_lake) is None and training_precision("") is None
     assert training_memory_format(intel) == torch.channels_last
     assert training_memory_format(amd) == torch.contiguous_format
-    assert training_memory_format("") == torch.contiguous_format
+    assert training_memory_format(ice_lake) == training_memory_format("") == torch.channels_last
 
 
 @pytest.fixture(scope="module")
