@@ -23,6 +23,7 @@ from .fused import fuse_model
 from .image_io import load_image
 from .mesh import mesh_uv
 from .options import (
+    DEFAULT_BOX_KIND,
     DEFAULT_MOUTH,
     DEFAULT_QUALITY,
     DEFAULT_TEXTURE_MODE,
@@ -164,9 +165,11 @@ class Reconstructor:
         texture_mode: str = DEFAULT_TEXTURE_MODE,
         mouth: str = DEFAULT_MOUTH,
         quality: str = DEFAULT_QUALITY,
+        box_kind: str = DEFAULT_BOX_KIND,
     ) -> list[FaceReconstruction]:
-        """Reconstruct the faces in ``image`` (path or array). ``boxes`` (face boxes, image px) skip
-        detection; ``all_faces=False`` keeps the largest face only; ``texture_size`` within
+        """Reconstruct the faces in ``image`` (path or array). ``boxes`` (image px) skip detection:
+        face boxes, settled like a detector's, or with ``box_kind="roi"`` the crops themselves, run
+        as given (engine.face_search); ``all_faces=False`` keeps the largest face only; ``texture_size`` within
         engine.options' limits; ``texture_mode`` (``complete`` or ``photo``, engine.texture) and
         ``mouth`` (``closed`` or ``open``, engine.mouth) shape the asset; ``quality`` ``preview`` skips
         shift averaging (``full``: the options' or bundle's averaging), ``fast`` runs the fast model
@@ -183,7 +186,7 @@ class Reconstructor:
         self.clock.seconds.clear()
         passes.images = 0
         try:
-            found = search.find(rgb, boxes=boxes, all_faces=all_faces)
+            found = search.find(rgb, boxes=boxes, box_kind=box_kind, all_faces=all_faces)
         finally:
             passes.forget()
         t2 = time.perf_counter()

@@ -4,9 +4,10 @@ The sample photo (512²) is placed on a 1280×960 canvas, the size of a typical 
 so that decoding and detection cost what they would on a real photo. For every available device and
 each quality (engine.options.QUALITIES; "fast" when the fast model is installed), the median of each
 stage over the repeats is printed after warm-up runs (first calls allocate and JIT): the stages of
-engine.stage_times, writing the default files of the face (OBJ, MTL, texture PNG, landmark and pose JSON), the crops the network ran per
-face, and — measured in the same process, as the yardstick of the speed goal — the PRNet network
-alone (ResFCN at 256², fp32, channels_last, batch 1, random weights) and the total's ratio to it.
+engine.stage_times, writing the default files of the face (OBJ, MTL, texture PNG, landmark and pose
+JSON), the crops the network ran per face, and — measured in the same process, as the yardstick of
+the speed goal — the PRNet network alone (ResFCN at 256², fp32, channels_last, batch 1, random
+weights) and the total's ratio to it.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ from pathlib import Path
 from .device import DEFAULT_DEVICE, DEVICES
 from .errors import EngineError, ImageWarning, InvalidOptionError
 from .options import (
+    BOX_KINDS,
+    DEFAULT_BOX_KIND,
     DEFAULT_MOUTH,
     DEFAULT_QUAD_CELLS,
     DEFAULT_QUALITY,
@@ -82,7 +84,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         boxes = _read_boxes(args.boxes) if args.boxes else {}
         check_writable(args.output)
         options = ReconstructOptions(
-            device=args.device, flip_average=args.flip_average, shift_average=args.shift_average
+            device=args.device, flip_average=args.flip_average, shift_average=args.shift_average, refine=args.settle
         )
         rec = Reconstructor.from_bundle(args.bundle, options)
     except (EngineError, ValueError) as exc:
@@ -103,6 +105,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             faces = rec(
                 rgb,
                 boxes=boxes.get(Path(photo).name),
+                box_kind=args.box_kind,
                 all_faces=args.all_faces,
                 texture_size=args.texture_size,
                 texture_mode=args.texture_mode,
@@ -216,6 +219,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help='JSON {"photo.jpg": [[left, top, right, bottom], ...]} used instead of detection',
+    )
+    r.add_argument(
+        "--box-kind",
+        choices=BOX_KINDS,
+        default=DEFAULT_BOX_KIND,
+        help="with --boxes: face = boxes around the faces, cropped and settled like a detector's; roi = the "
+        "crops themselves, each run once as given (the AFLW2000-3D protocol's roi boxes) (default: %(default)s)",
+    )
+    r.add_argument(
+        "--settle",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="re-crop each face on its own landmarks until the crop settles (default on; --no-settle: one pass "
+        "on the detected or given face box's crop)",
     )
     r.add_argument("--all-faces", action="store_true", help="every face found (default: the largest)")
     r.add_argument(

@@ -30,6 +30,7 @@ import numpy as np
 from .crop import CropTransform, scaled_roi
 from .detect import NMS_OVERLAP, FaceDetector, keep_distinct, overlap_of_smaller, roi_from_detection
 from .errors import InvalidOptionError
+from .options import DEFAULT_BOX_KIND, check_box_kind
 from .passes import NetworkPasses
 from .turns import QUARTER_TURNS, TurnedCrop, box_from_turned, turn_image
 from .types import BoundingBox
@@ -124,13 +125,25 @@ class FaceSearch:
         self.passes, self.detector, self.fallback_detector = passes, detector, fallback_detector
         self.turn_search = turn_search
 
-    def find(self, rgb: np.ndarray, *, boxes: list[BoundingBox] | None = None, all_faces: bool = True) -> FoundFaces:
-        """The faces of an RGB photo (steps 1–6 of the module's text). ``boxes`` (face boxes, photo px)
-        replace detection, and no fallback or turn is tried; ``all_faces=False`` keeps the largest.
-        A given box must overlap the photo and be at most :data:`MAX_BOX_TO_PHOTO` × its larger side,
-        else InvalidOptionError (it cannot hold a face of this photo)."""
+    def find(
+        self,
+        rgb: np.ndarray,
+        *,
+        boxes: list[BoundingBox] | None = None,
+        box_kind: str = DEFAULT_BOX_KIND,
+        all_faces: bool = True,
+    ) -> FoundFaces:
+        """The faces of an RGB photo (steps 1–6 of the module's text). ``boxes`` (photo px) replace
+        detection, and no fallback or turn is tried: ``box_kind`` ``"face"`` boxes are taken as a
+        detector's (converted to a roi, then settled), ``"roi"`` boxes are the crops themselves, run
+        once as the benchmark protocol does (no settling, no restart; shift averaging as set).
+        ``all_faces=False`` keeps the largest. A given box must overlap the photo and be at most
+        :data:`MAX_BOX_TO_PHOTO` × its larger side, else InvalidOptionError (it cannot hold a face of
+        this photo)."""
         if boxes is not None:
             check_boxes(boxes, rgb.shape[0], rgb.shape[1])
+            if check_box_kind(box_kind) == "roi":
+                return self._given_rois(rgb, boxes if all_faces else [max(boxes, key=lambda b: b.area)])
         found = self._upright(rgb, boxes=boxes, all_faces=all_faces)
         if boxes is not None or not self.turn_search:
             return found
@@ -149,6 +162,11 @@ class FaceSearch:
         if boxes is None and self.fallback_detector is not None:
             return self._fallback(rgb, all_faces=all_faces)
         return FoundFaces.none(self.passes.input_size)
+
+    def _given_rois(self, rgb: np.ndarray, rois: list[BoundingBox]) -> FoundFaces:
+        """Each given roi cropped and run once (``find``'s ``box_kind="roi"``)."""
+        maps, transforms = self.passes.run_network(rgb, list(rois))
+        return self._shift_averaged(rgb, FoundFaces(maps, list(transforms), list(rois)))
 
     def _settle_restarting(self, rgb: np.ndarray, starts: list[BoundingBox]) -> FoundFaces:
         """Steps 2, 3 and 6 for detector rois; faces that converged onto one face count once (the

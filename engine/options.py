@@ -39,8 +39,13 @@ DEFAULT_QUAD_CELLS = 128  # ≈ 10k quads over the face: sculpts and subdivides 
 # the bundle's averaging / no shift averaging (8 fewer network crops a face) / the fast model (engine.api)
 QUALITIES = ("full", "preview", "fast")
 DEFAULT_QUALITY = "full"
+# a given box is a face box (settled like a detection) / the crop's roi itself, honoured as given (engine.face_search)
+BOX_KINDS = ("face", "roi")
+DEFAULT_BOX_KIND = "face"
 
 __all__ = [
+    "BOX_KINDS",
+    "DEFAULT_BOX_KIND",
     "DEFAULT_MOUTH",
     "DEFAULT_QUAD_CELLS",
     "DEFAULT_QUALITY",
@@ -58,6 +63,7 @@ __all__ = [
     "TOPOLOGIES",
     "InvalidOptionError",
     "ReconstructOptions",
+    "check_box_kind",
     "check_choice",
     "check_mouth_mode",
     "check_quad_cells",
@@ -92,6 +98,11 @@ def check_texture_mode(mode: Any) -> str:
 def check_mouth_mode(mode: Any) -> str:
     """``mode`` when it is one of :data:`MOUTH_MODES`."""
     return check_choice(mode, MOUTH_MODES, "mouth")
+
+
+def check_box_kind(kind: Any) -> str:
+    """``kind`` when it is one of :data:`BOX_KINDS`."""
+    return check_choice(kind, BOX_KINDS, "box kind")
 
 
 def check_quality(quality: Any) -> str:

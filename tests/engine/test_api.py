@@ -263,3 +263,32 @@ def test_the_mirror_check_of_a_flip_averaged_crop_runs_no_network(shipped):
     computed = rec.passes.mirror_disagreement(photo, [roi])
     assert rec.passes.images == before + 2
     np.testing.assert_allclose(remembered, computed, atol=1e-3)
+
+
+def test_a_given_roi_is_the_crop_itself_run_once(rec):
+    roi = BoundingBox(230.0, 150.0, 410.0, 330.0)
+    (face,) = rec(gradient_photo(), boxes=[roi], box_kind="roi", texture_size=256)
+    assert face.box.as_list() == roi.as_list()  # not converted, not settled
+    assert rec.passes.images == 1  # one pass (the mean-face bundle averages nothing)
+    assert_close(face.vertices, _expected(roi), POSITION_PX, "the mean face in the given crop")
+    (settled,) = rec(gradient_photo(), boxes=[roi], texture_size=256)  # a face box: converted and settled
+    assert settled.box.as_list() != roi.as_list()
+    with pytest.raises(InvalidOptionError, match="box kind"):
+        rec(gradient_photo(), boxes=[roi], box_kind="square")
+
+
+def test_given_rois_score_what_the_benchmark_protocol_scores(shipped, shared_data):
+    """``reconstruct --boxes ROIS --box-kind roi`` gives the landmarks ``training evaluate`` scores."""
+    folder = shared_data / "aflw2000_dev"
+    names = (folder / "list.txt").read_text().split()
+    rois = np.load(folder / "roi_box.npy")
+    rec = shipped
+    for i in (0, 400, 998):
+        image = load_image(folder / names[i])
+        roi = BoundingBox(*map(float, rois[i]))
+        maps, transforms = rec.passes.run_network(image, [roi])
+        maps = rec.passes.average_shifted_crops(image, maps, transforms)
+        protocol = rec.passes.landmarks(maps[0], transforms[0])
+        (face,) = rec(image, boxes=[roi], box_kind="roi", texture_size=256)
+        # x, y as scored; the face's z is moved to put the surface's nearest point at 0
+        np.testing.assert_allclose(face.landmarks_3d[:, :2], protocol[:, :2], atol=1e-3)

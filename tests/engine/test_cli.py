@@ -238,3 +238,22 @@ def test_sigterm_mid_batch_stops_cleanly_with_every_face_whole(mean_face_bundle,
         for suffix in (".mtl", "_texture.png", ".landmarks.json", ".pose.json"):
             assert (out / f"{obj.stem}{suffix}").is_file(), (obj.stem, suffix)
     assert not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(("extra", "settled"), [((), True), (("--no-settle",), False), (("--box-kind", "roi"), False)])
+def test_given_boxes_settle_unless_told_not_to_or_given_as_rois(mean_face_bundle, photos, tmp_path, extra, settled):
+    from mean_face import MEAN_FACE_INPUT, MEAN_FACE_PX_PER_MM
+
+    from engine.crop import CropTransform
+    from engine.detect import roi_from_detection
+    from engine.types import BoundingBox
+
+    a, _, boxes = photos
+    out = tmp_path / "out"
+    args = ["reconstruct", str(a), "-o", str(out), "--bundle", str(mean_face_bundle), "--boxes", str(boxes)]
+    assert main([*args, "--texture-size", "256", *extra]) == 0
+    scale = json.loads((out / "a.pose.json").read_text())["scale"]  # px per mm: the mean face in its final crop
+    given = BoundingBox(220.0, 140.0, 420.0, 340.0)
+    crop = given if "roi" in extra else roi_from_detection(given, "frontal")
+    unsettled = MEAN_FACE_PX_PER_MM / CropTransform.from_roi(crop, MEAN_FACE_INPUT).scale
+    assert (abs(scale / unsettled - 1) > 1e-3) == settled
