@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from engine.crop import CropTransform, crop_image
+from engine.device import autocast_dtype
 from engine.layout import UVLayout
 from engine.model import predict_position_maps
 from engine.readout import Readout
@@ -55,8 +56,10 @@ class DevSet:
 def readout_points(
     model: torch.nn.Module, images: np.ndarray, layout: UVLayout, *, flip_average: bool = False
 ) -> np.ndarray:
-    """(N, S, S, 3) uint8 RGB crops → (N, 68, 3) read-out landmarks in crop px (bf16 network)."""
-    maps = predict_position_maps(model, images, amp_dtype=torch.bfloat16, batch=EVAL_BATCH, flip_average=flip_average)
+    """(N, S, S, 3) uint8 RGB crops → (N, 68, 3) read-out landmarks in crop px, in the engine's
+    precision for the model's device (engine.device.autocast_dtype: bf16 where the CPU has it natively)."""
+    amp = autocast_dtype(next(model.parameters()).device)
+    maps = predict_position_maps(model, images, amp_dtype=amp, batch=EVAL_BATCH, flip_average=flip_average)
     readout = Readout.build(layout, maps.shape[1])
     return np.stack([readout.keypoints(m) for m in maps])
 
@@ -64,7 +67,7 @@ def readout_points(
 def evaluate_model(
     model: torch.nn.Module, dev: DevSet, layout: UVLayout, *, flip_average: bool = False
 ) -> dict[str, dict[str, float]]:
-    """NME 2D / 3D per yaw bin of one pass on the roi crops (bf16), optionally flip-averaged."""
+    """NME 2D / 3D per yaw bin of one pass on the roi crops (:func:`readout_points`), optionally flip-averaged."""
     points = readout_points(model, dev.crops, layout, flip_average=flip_average)
     pred = np.stack([t.to_image(p) for p, t in zip(points, dev.transforms)])
     return {

@@ -32,6 +32,7 @@ import torch
 from scipy import ndimage
 
 from engine.bundle import save_bundle
+from engine.device import cpu_flags, cpu_has_native_bf16
 from engine.layout import default_layout
 from engine.model import ARCHITECTURES, PositionMapNet, crops_to_input
 from engine.readout import W_LANDMARK
@@ -110,21 +111,10 @@ class ThreadTuner:
             self.times[self.current].append(seconds)
 
 
-def cpu_flags(cpuinfo: str | None = None) -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo's text (read when not given; none where there is none)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    return set(cpuinfo.split())
-
-
 def training_precision(cpuinfo: str | None = None) -> torch.dtype | None:
-    """bf16 autocast where the CPU computes bf16 natively (AMX or AVX-512 bf16), else None (fp32): on
-    an Intel Ice Lake without either, bf16 autocast made a LightFCN step 1.7× slower than fp32."""
-    flags = cpu_flags(cpuinfo)
-    return torch.bfloat16 if {"amx_bf16", "avx512_bf16"} & flags else None
+    """bf16 autocast where the CPU computes bf16 natively (engine.device.cpu_has_native_bf16), else
+    None (fp32): on an Intel Ice Lake without it, bf16 autocast made a LightFCN step 1.7× slower."""
+    return torch.bfloat16 if cpu_has_native_bf16(cpuinfo) else None
 
 
 def training_memory_format(cpuinfo: str | None = None) -> torch.memory_format:
