@@ -1,6 +1,6 @@
 """Benchmark: "Reconstruct from photo" in Blender with a warm engine worker → objects in the scene.
 
-``PYTHONPATH=. .venv/bin/python benchmarks/blender_click.py [PHOTO] [--repeats N]`` registers the
+``PYTHONPATH=. .venv/bin/python benchmarks/blender_click.py [PHOTO] [--repeats N] [--quality Q]`` registers the
 add-on from this checkout in bpy (background mode, where the operator runs synchronously), points
 the engine at this interpreter, and times the operator: the first call (worker start + model load)
 and the median of the warm calls, plus the mesh build alone. Prints figures; asserts nothing.
@@ -24,6 +24,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("photo", nargs="?", default=str(REPO / "engine" / "data" / "astronaut.jpg"))
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quality", default="full", help="full, preview or fast (the operator's Quality)")
     args = ap.parse_args()
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="prnet_bench_"))
     os.environ.setdefault("PRNET_ENGINE_PYTHON", sys.executable)
@@ -36,13 +37,14 @@ def main() -> int:
     for _ in range(args.repeats + 1):
         before = set(bpy.data.objects)
         t0 = time.perf_counter()
-        bpy.ops.prnet.reconstruct_photo(filepath=args.photo)
+        bpy.ops.prnet.reconstruct_photo(filepath=args.photo, quality=args.quality)
         times.append((time.perf_counter() - t0) * 1e3)
         for obj in set(bpy.data.objects) - before:
             bpy.data.objects.remove(obj)
     mesh = next(m for m in bpy.data.meshes if len(m.vertices) > 40_000)
     n = len(mesh.vertices)
-    sys.stdout.write(f"photo {Path(args.photo).name}: first click (worker start + model load) {times[0]:.0f} ms\n")
+    first = f"first click (worker start + model load) {times[0]:.0f} ms"
+    sys.stdout.write(f"photo {Path(args.photo).name}, quality {args.quality}: {first}\n")
     sys.stdout.write(
         f"warm click → objects in scene: median {statistics.median(times[1:]):.0f} ms "
         f"over {args.repeats} runs ({n} vertices)\n"

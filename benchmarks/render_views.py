@@ -1,7 +1,7 @@
 """Render what the add-on builds from a photo as an artist inspects it (Workbench, no GPU needed).
 
 ``PYTHONPATH=. .venv/bin/python benchmarks/render_views.py PHOTO OUT.png [--texture-size N]
-[--texture-mode M] [--mouth M] [--topology T] [--quad-cells N] [--size PX]`` reconstructs PHOTO with
+[--texture-mode M] [--mouth M] [--topology T] [--quad-cells N] [--quality Q] [--size PX]`` reconstructs PHOTO with
 the engine worker, builds the scene with :mod:`prnet_blender.scene_build` in this process's bpy and
 writes a grid: the matched camera's view over the photo (around the face), the head from three-quarter (45°) and from
 the side (90°); textured on the top row, solid (studio light) below. Options the worker does not
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mouth", default=None)
     ap.add_argument("--topology", default=None)
     ap.add_argument("--quad-cells", type=int, default=None)
+    ap.add_argument("--quality", default=None, help="full, preview or fast (default: the worker's)")
     ap.add_argument("--size", type=int, default=400, help="px of each square panel")
     args = ap.parse_args(argv)
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="prnet_render_"))
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     photo = str(args.photo.resolve())
     options = {"texture_size": args.texture_size}
-    for name in ("texture_mode", "mouth", "topology", "quad_cells"):
+    for name in ("texture_mode", "mouth", "topology", "quad_cells", "quality"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     engine = client.EngineClient(sys.executable, root=REPO)

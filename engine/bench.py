@@ -122,6 +122,8 @@ def _print(device: str, rec, by_quality: dict, repeats: int, texture_size: int) 
             continue
         sys.stdout.write(f"  {key:<10}" + "".join(f"{m[key]:10.1f}" for m in by_quality.values()) + "\n")
     sys.stdout.write(f"  {'crops/face':<10}" + "".join(f"{m['images']:10.0f}" for m in by_quality.values()) + "\n")
+    per_crop = "".join(f"{m['network'] / max(m['images'], 1):10.1f}" for m in by_quality.values())
+    sys.stdout.write(f"  {'ms/crop':<10}" + per_crop + "  (network stage / crops: passes, read-outs, fits)\n")
     reference = next(iter(by_quality.values()))["reference"]
     sys.stdout.write(f"  PRNet ResFCN 256² alone (fp32, channels_last, batch 1): {reference:.1f} ms\n")
     sys.stdout.write(f"  {'× PRNet':<10}" + "".join(f"{m['ratio']:10.2f}" for m in by_quality.values()) + "\n")

@@ -53,6 +53,13 @@ def test_reconstruct_gives_a_face_the_scene_builder_can_read(engine, options, sa
     assert not Path(reply["faces"][0]["npz"]).parent.exists()
 
 
+def test_quality_fast_runs_the_shipped_fast_model_and_says_so(engine, sample_photo):
+    reply = engine.call("reconstruct", photo=str(sample_photo), options={"texture_size": TEXTURE, "quality": "fast"})
+    assert reply["bundle_id"].startswith("prnet-blender-fast@")
+    assert reply["faces"][0]["bundle_id"] == reply["bundle_id"]
+    engine.release(reply)
+
+
 def test_engine_errors_keep_their_kind(engine, options, no_face_photo):
     with pytest.raises(request.RequestFailed, match="no face found in grey.png") as info:
         engine.call("reconstruct", photo=str(no_face_photo), options=options)

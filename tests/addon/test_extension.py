@@ -20,6 +20,7 @@ import pytest
 from addon_env import HAS_BPY, NO_BPY_REASON, REPO
 from addon_tolerances import PIXEL_LEVEL, POSE_DEG
 from arrays import assert_close
+from mean_face import build_mean_face_bundle
 
 from engine.api import Reconstructor
 from engine.landmarks import LANDMARK_NAMES
@@ -33,7 +34,9 @@ TEXTURE = 512
 @pytest.fixture(scope="module")
 def extension_zip(mean_face_bundle, tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
-    cmd = [sys.executable, str(REPO / "build.py"), "--bundle", str(mean_face_bundle), "-o", str(out)]
+    fast = build_mean_face_bundle(tmp_path_factory.mktemp("fast") / "fast", arch="LightFCN")
+    cmd = [sys.executable, str(REPO / "build.py"), "--bundle", str(mean_face_bundle), "--fast-bundle", str(fast)]
+    cmd += ["-o", str(out)]
     subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO)
     (zip_path,) = out.glob("prnet_blender-*.zip")
     return zip_path
@@ -62,6 +65,7 @@ def test_zip_holds_the_addon_engine_and_model_but_no_training_code(extension_zip
     names = set(zipfile.ZipFile(extension_zip).namelist())
     assert {"blender_manifest.toml", "__init__.py", "client.py", "engine/worker.py", "engine/api.py"} <= names
     assert any(n.startswith("engine/_weights/default/weights-") for n in names)
+    assert any(n.startswith("engine/_weights/fast/weights-") for n in names)
     assert not any(n.startswith("training/") or "__pycache__" in n or n.endswith("ruff.toml") for n in names)
 
 

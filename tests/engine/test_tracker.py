@@ -46,15 +46,20 @@ def rec():
     return Reconstructor.from_bundle()
 
 
-@pytest.fixture(scope="module")
-def dev_clip(shared_data, rec, tmp_path_factory):
+@pytest.fixture(scope="module", params=["default", "fast"])
+def dev_clip(request, shared_data, rec, tmp_path_factory):
+    """The rolled clip tracked in one mode, with the still photo's NME at the matching quality (the
+    fast mode runs the fast model)."""
+    fast = request.param == "fast"
     photo = load_image(shared_data / "aflw2000_dev" / f"{DEV_PHOTO}.jpg")
     gt = sio.loadmat(shared_data / "aflw2000_dev" / f"{DEV_PHOTO}.mat")["pt3d_68"][:2].T
     path = tmp_path_factory.mktemp("clips") / "dev.avi"
     clip = moving_clip(path, photo, DEV_CENTRE, motion(CLIP_FRAMES, roll_deg=ROLL_DEG))
-    still_nme = nme(rec(photo, all_faces=False)[0].landmarks_3d, gt)
+    still_nme = nme(rec(photo, all_faces=False, quality="fast" if fast else "full")[0].landmarks_3d, gt)
+    tracker = FaceTracker(rec, fast=fast)
+    assert tracker.bundle is rec.bundle_for("fast" if fast else "full")
     with open_video(path) as video:
-        frames = list(FaceTracker(rec).track(video.frames()))
+        frames = list(tracker.track(video.frames()))
     return clip, gt, still_nme, frames
 
 
