@@ -5,9 +5,10 @@ so that decoding and detection cost what they would on a real photo. For every a
 each quality (engine.options.QUALITIES; "fast" when the fast model is installed), the median of each
 stage over the repeats is printed after warm-up runs (first calls allocate and JIT): the stages of
 engine.stage_times, writing the default files of the face (OBJ, MTL, texture PNG, landmark and pose
-JSON), the crops the network ran per face, and — measured in the same process, as the yardstick of
-the speed goal — the PRNet network alone (ResFCN at 256², fp32, channels_last, batch 1, random
-weights) and the total's ratio to it.
+JSON), the crops the network ran per face, the ms per crop of the network stage and of the model's
+forward pass alone, and — measured in the same process, as the yardstick of the speed goal — the
+PRNet network alone (ResFCN at 256², fp32, channels_last, batch 1, random weights) and the total's
+ratio to it.
 """
 
 from __future__ import annotations
@@ -63,6 +64,24 @@ def reference_network_ms(device: str, repeats: int) -> float:
     return statistics.median(times)
 
 
+def forward_ms(model, input_size: int, device: str, repeats: int) -> float:
+    """Median ms per crop of one forward of ``model`` (an inference-form PositionMapNet) on a crop and
+    its mirror image in one batch, as a flip-averaged pass runs it."""
+    import torch
+
+    x = torch.rand(2, 3, input_size, input_size, device=device).contiguous(memory_format=torch.channels_last)
+    times = []
+    with torch.inference_mode():
+        for i in range(WARMUP_RUNS + repeats):
+            t0 = time.perf_counter()
+            model(x)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if i >= WARMUP_RUNS:
+                times.append((time.perf_counter() - t0) * 1e3 / 2)
+    return statistics.median(times)
+
+
 def run_bench(
     *,
     bundle: str | Path | None = None,
@@ -71,7 +90,7 @@ def run_bench(
     texture_size: int = DEFAULT_TEXTURE_SIZE,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Print and return ``{device: {quality: {stage: median ms, "files", "total", "images",
-    "reference", "ratio"}}}``."""
+    "reference", "ratio", "forward"}}}``."""
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "bench.jpg"
@@ -83,7 +102,9 @@ def run_bench(
             results[device] = {}
             for quality in (q for q in QUALITIES if q != "fast" or rec.has_fast_model):
                 med = _bench_quality(rec, photo, Path(tmp), quality, repeats, texture_size)
-                med.update(reference=reference, ratio=med["total"] / reference)
+                passes = rec.passes_for(quality)
+                forward = forward_ms(passes.model, passes.input_size, device, repeats)
+                med.update(reference=reference, ratio=med["total"] / reference, forward=forward)
                 results[device][quality] = med
             _print(device, rec, results[device], repeats, texture_size)
     return results
@@ -118,12 +139,14 @@ def _print(device: str, rec, by_quality: dict, repeats: int, texture_size: int) 
     )
     sys.stdout.write(f"  {'stage':<10}" + "".join(f"{q:>10}" for q in by_quality) + "\n")
     for key in next(iter(by_quality.values())):
-        if key in ("reference", "ratio", "images"):
+        if key in ("reference", "ratio", "images", "forward"):
             continue
         sys.stdout.write(f"  {key:<10}" + "".join(f"{m[key]:10.1f}" for m in by_quality.values()) + "\n")
     sys.stdout.write(f"  {'crops/face':<10}" + "".join(f"{m['images']:10.0f}" for m in by_quality.values()) + "\n")
     per_crop = "".join(f"{m['network'] / max(m['images'], 1):10.1f}" for m in by_quality.values())
     sys.stdout.write(f"  {'ms/crop':<10}" + per_crop + "  (network stage / crops: passes, read-outs, fits)\n")
+    forward = "".join(f"{m['forward']:10.1f}" for m in by_quality.values())
+    sys.stdout.write(f"  {'forward':<10}" + forward + "  (ms per crop, the network alone, a crop + its mirror)\n")
     reference = next(iter(by_quality.values()))["reference"]
     sys.stdout.write(f"  PRNet ResFCN 256² alone (fp32, channels_last, batch 1): {reference:.1f} ms\n")
     sys.stdout.write(f"  {'× PRNet':<10}" + "".join(f"{m['ratio']:10.2f}" for m in by_quality.values()) + "\n")

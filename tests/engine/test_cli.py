@@ -257,3 +257,15 @@ def test_given_boxes_settle_unless_told_not_to_or_given_as_rois(mean_face_bundle
     crop = given if "roi" in extra else roi_from_detection(given, "frontal")
     unsettled = MEAN_FACE_PX_PER_MM / CropTransform.from_roi(crop, MEAN_FACE_INPUT).scale
     assert (abs(scale / unsettled - 1) > 1e-3) == settled
+
+
+def test_bench_reports_every_stage_and_both_models_forward(mean_face_bundle, capsys):
+    from engine.bench import run_bench
+
+    results = run_bench(bundle=mean_face_bundle, devices=["cpu"], repeats=1, texture_size=256)["cpu"]
+    assert set(results) == {"full", "preview", "fast"}  # fast: the shipped fast model beside the given bundle
+    for figures in results.values():
+        assert {"decode", "detect", "crop", "network", "geometry", "texture", "files", "total"} <= set(figures)
+        assert figures["forward"] > 0 and figures["reference"] > 0 and figures["images"] >= 1
+    out = capsys.readouterr().out
+    assert "forward" in out and "ms/crop" in out and "prnet-blender-fast@" in out
