@@ -44,6 +44,24 @@ def bench_photo() -> np.ndarray:
     return canvas
 
 
+def forward_ms(net, input_size: int, batch: int, device: str, repeats: int) -> float:
+    """Median ms per image of one forward of ``net`` on a random (batch, 3, S, S) channels_last input,
+    after :data:`WARMUP_RUNS` untimed ones."""
+    import torch
+
+    x = torch.rand(batch, 3, input_size, input_size, device=device).contiguous(memory_format=torch.channels_last)
+    times = []
+    with torch.inference_mode():
+        for i in range(WARMUP_RUNS + repeats):
+            t0 = time.perf_counter()
+            net(x)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if i >= WARMUP_RUNS:
+                times.append((time.perf_counter() - t0) * 1e3 / batch)
+    return statistics.median(times)
+
+
 def reference_network_ms(device: str, repeats: int) -> float:
     """Median ms of one forward of PRNet's ResFCN (256², fp32, channels_last, batch 1) on ``device``."""
     import torch
@@ -51,35 +69,7 @@ def reference_network_ms(device: str, repeats: int) -> float:
     from .network import ResFCN
 
     net = ResFCN(input_size=REFERENCE_INPUT).eval().to(device, memory_format=torch.channels_last)
-    x = torch.rand(1, 3, REFERENCE_INPUT, REFERENCE_INPUT, device=device).contiguous(memory_format=torch.channels_last)
-    times = []
-    with torch.no_grad():
-        for i in range(WARMUP_RUNS + repeats):
-            t0 = time.perf_counter()
-            net(x)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            if i >= WARMUP_RUNS:
-                times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
-
-
-def forward_ms(model, input_size: int, device: str, repeats: int) -> float:
-    """Median ms per crop of one forward of ``model`` (an inference-form PositionMapNet) on a crop and
-    its mirror image in one batch, as a flip-averaged pass runs it."""
-    import torch
-
-    x = torch.rand(2, 3, input_size, input_size, device=device).contiguous(memory_format=torch.channels_last)
-    times = []
-    with torch.inference_mode():
-        for i in range(WARMUP_RUNS + repeats):
-            t0 = time.perf_counter()
-            model(x)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            if i >= WARMUP_RUNS:
-                times.append((time.perf_counter() - t0) * 1e3 / 2)
-    return statistics.median(times)
+    return forward_ms(net, REFERENCE_INPUT, 1, device, repeats)
 
 
 def run_bench(
@@ -103,7 +93,7 @@ def run_bench(
             for quality in (q for q in QUALITIES if q != "fast" or rec.has_fast_model):
                 med = _bench_quality(rec, photo, Path(tmp), quality, repeats, texture_size)
                 passes = rec.passes_for(quality)
-                forward = forward_ms(passes.model, passes.input_size, device, repeats)
+                forward = forward_ms(passes.model, passes.input_size, 2, device, repeats)  # a crop + its mirror
                 med.update(reference=reference, ratio=med["total"] / reference, forward=forward)
                 results[device][quality] = med
             _print(device, rec, results[device], repeats, texture_size)
