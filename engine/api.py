@@ -130,13 +130,17 @@ class Reconstructor:
         """Whether quality ``"fast"`` can run (a fast model bundle was given)."""
         return self._fast_source is not None
 
+    def _model_for(self, quality: str) -> tuple[ModelBundle, NetworkPasses, FaceSearch]:
+        """The bundle, passes and face search that run at ``quality`` (engine.options.QUALITIES)."""
+        return self._fast_model() if check_quality(quality) == "fast" else (self.bundle, self.passes, self.search)
+
     def bundle_for(self, quality: str) -> ModelBundle:
         """The bundle whose model runs at ``quality`` (engine.options.QUALITIES)."""
-        return self._fast_model()[0] if check_quality(quality) == "fast" else self.bundle
+        return self._model_for(quality)[0]
 
     def passes_for(self, quality: str) -> NetworkPasses:
         """The network passes that run at ``quality``."""
-        return self._fast_model()[1] if check_quality(quality) == "fast" else self.passes
+        return self._model_for(quality)[1]
 
     @classmethod
     def from_bundle(
@@ -175,8 +179,7 @@ class Reconstructor:
         shift averaging (``full``: the options' or bundle's averaging), ``fast`` runs the fast model
         (engine.light_network) with its own averaging. No face → ``[]``."""
         self.passes.shift_average = self.shift_average and check_quality(quality) == "full"
-        passes = self.passes_for(quality)
-        search = self._fast_model()[2] if quality == "fast" else self.search
+        _, passes, search = self._model_for(quality)
         texture_size = check_texture_size(texture_size)
         texture_mode = check_texture_mode(texture_mode)
         mouth = check_mouth_mode(mouth)

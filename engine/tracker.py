@@ -89,9 +89,9 @@ class FaceTracker:
 
     def __init__(self, reconstructor, *, fast: bool = False, smoothing: bool = True) -> None:
         self.rec, self.fast = reconstructor, fast
-        quality = "fast" if fast and reconstructor.has_fast_model else "full"
-        self.bundle = reconstructor.bundle_for(quality)
-        passes = copy.copy(reconstructor.passes_for(quality))
+        self.quality = "fast" if fast and reconstructor.has_fast_model else "full"  # whose model runs
+        self.bundle = reconstructor.bundle_for(self.quality)
+        passes = copy.copy(reconstructor.passes_for(self.quality))
         passes.flip_average, passes.shift_average = not fast, False
         self.passes = passes
         search = reconstructor.search

@@ -51,7 +51,7 @@ def track_video(worker, rid: Any, msg: dict) -> dict:
     first_entry, pivot = None, None
     face_options = {
         "topology": "triangles", "quad_cells": DEFAULT_QUAD_CELLS, "texture_mode": "complete",
-        "quality": "fast" if tracker.bundle is not rec.bundle else "full",
+        "quality": tracker.quality,
     }  # fmt: skip
     cache_path = options["mesh_cache"]
     with video, TrackCache(cache_path, options["every"]) if cache_path else contextlib.nullcontext() as cache:
