@@ -79,14 +79,19 @@ def stage(staging: Path, bundle: Path | None, fast_bundle: Path | None = None) -
                 "pass --bundle DIR, or --no-weights to ship without a model"
             )
         shutil.copytree(bundle, staging / VENDORED_BUNDLE, ignore=shutil.ignore_patterns(*BUNDLE_EXCLUDE))
-        licence = json.loads((bundle / "bundle.json").read_text(encoding="utf-8")).get("licence", "")
+        licence = stated_licence(bundle)
         if fast_bundle is not None:
-            fast_licence = json.loads((fast_bundle / "bundle.json").read_text(encoding="utf-8")).get("licence", "")
+            fast_licence = stated_licence(fast_bundle)
             if fast_licence != licence:
                 raise SystemExit(f"the fast model's licence ({fast_licence!r}) is not the model's ({licence!r})")
             shutil.copytree(fast_bundle, staging / VENDORED_FAST_BUNDLE, ignore=shutil.ignore_patterns(*BUNDLE_EXCLUDE))
-        manifest = manifest_with_model(manifest, str(licence))
+        manifest = manifest_with_model(manifest, licence)
     (staging / MANIFEST).write_text(manifest, encoding="utf-8")
+
+
+def stated_licence(bundle: Path) -> str:
+    """The licence a bundle folder's bundle.json states ("" when it states none)."""
+    return str(json.loads((bundle / "bundle.json").read_text(encoding="utf-8")).get("licence", ""))
 
 
 def manifest_with_model(manifest: str, licence: str) -> str:

@@ -36,7 +36,7 @@ from engine.options import ReconstructOptions
 from engine.pose import estimate_pose
 from engine.types import BoundingBox
 
-from .dev_split import half_indices
+from .dev_split import DevAnnotations
 from .metrics import POSE_PROTOCOL_MAX_DEG, angle_error, annotated_face, binned, nme_per_image, pose_para_angles
 
 
@@ -68,12 +68,8 @@ def evaluate_folder(
     for needed in ("list.txt", "pts68.npy", "roi_box.npy", "yaw.npy"):
         if not (folder / needed).is_file():
             raise FileNotFoundError(f"{folder} is not an AFLW2000-3D style folder: {needed} missing")
-    keep = half_indices(folder, half)
-    all_names = (folder / "list.txt").read_text().split()
-    names = [all_names[i] for i in keep]
-    gt = np.load(folder / "pts68.npy").transpose(0, 2, 1).astype(np.float64)[keep]
-    rois = np.load(folder / "roi_box.npy")[keep]
-    yaw = np.abs(np.load(folder / "yaw.npy"))[keep]
+    dev = DevAnnotations.load(folder, half)
+    names, gt, rois, yaw = dev.names, dev.gt, dev.rois, dev.abs_yaw
     options = ReconstructOptions(
         device=device,
         flip_average=flip_average,

@@ -17,6 +17,7 @@ chosen on both halves; docs/training-journal.md says which.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,26 @@ def split_indices(names: list[str], abs_yaw: np.ndarray) -> dict[str, np.ndarray
         halves["tuning"] += members[0::2]
         halves["report"] += members[1::2]
     return {k: np.array(sorted(v), dtype=np.int64) for k, v in halves.items()}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DevAnnotations:
+    """One half of a dev folder's annotations, in ``list.txt`` order."""
+
+    names: list[str]  # image file names
+    gt: np.ndarray  # (N, 68, 3) float64 ground-truth landmarks, image px
+    rois: np.ndarray  # (N, 4) the protocol's roi boxes (left, top, right, bottom), image px
+    abs_yaw: np.ndarray  # (N,) |yaw| degrees
+
+    @classmethod
+    def load(cls, folder: str | Path, half: str = "all") -> DevAnnotations:
+        """``half`` (one of :data:`HALVES`) of ``folder``'s list.txt, pts68.npy, roi_box.npy and yaw.npy."""
+        folder = Path(folder)
+        keep = half_indices(folder, half)
+        names = (folder / "list.txt").read_text().split()
+        gt = np.load(folder / "pts68.npy").transpose(0, 2, 1).astype(np.float64)
+        abs_yaw = np.abs(np.load(folder / "yaw.npy"))
+        return cls([names[i] for i in keep], gt[keep], np.load(folder / "roi_box.npy")[keep], abs_yaw[keep])
 
 
 def half_indices(folder: str | Path, half: str) -> np.ndarray:

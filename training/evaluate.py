@@ -20,7 +20,7 @@ from engine.model import predict_position_maps
 from engine.readout import Readout
 from engine.types import BoundingBox
 
-from .dev_split import half_indices
+from .dev_split import DevAnnotations
 from .metrics import binned, nme_per_image
 
 EVAL_BATCH = 32
@@ -39,18 +39,14 @@ class DevSet:
         """Crops of the roi boxes at ``size``, tightened by ``zoom`` as the engine does (engine.crop), of
         ``half`` of the folder (training.dev_split; the tuning half unless asked otherwise)."""
         folder = Path(folder)
-        keep = half_indices(folder, half)
-        all_names = (folder / "list.txt").read_text().split()
-        names = [all_names[i] for i in keep]
-        rois = np.load(folder / "roi_box.npy")[keep]
+        dev = DevAnnotations.load(folder, half)
         crops, transforms = [], []
-        for name, r in zip(names, rois):
+        for name, r in zip(dev.names, dev.rois):
             bgr = cv2.imread(str(folder / name))
             crop, t = crop_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), BoundingBox(*map(float, r)), size, zoom)
             crops.append(crop)
             transforms.append(t)
-        gt = np.load(folder / "pts68.npy").transpose(0, 2, 1).astype(np.float64)[keep]
-        return cls(names, np.stack(crops), transforms, gt, np.abs(np.load(folder / "yaw.npy"))[keep])
+        return cls(dev.names, np.stack(crops), transforms, dev.gt, dev.abs_yaw)
 
 
 def readout_points(
